@@ -1,0 +1,67 @@
+"""Values that cross pipeline stages: diagnostics and per-file results.
+
+They are frozen dataclasses so that a result computed in a worker process can be
+pickled, cached and compared without surprises.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Location:
+    """A 1-based line and column, as editors and ruff's JSON count them."""
+
+    row: int
+    column: int
+
+
+@dataclass(frozen=True)
+class RelatedEvent:
+    """An event a diagnostic talks about (the zero, backward or step it names)."""
+
+    label: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One finding of one rule at one place in one file."""
+
+    code: str
+    message: str
+    filename: str
+    location: Location
+    end_location: Location
+    optimizer: str = ""
+    related: tuple[RelatedEvent, ...] = ()
+    fix: object | None = None
+
+    @property
+    def line(self) -> int:
+        return self.location.row
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.filename, self.location.row, self.location.column, self.code)
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    """A file that could not be analysed: unreadable, undecodable, a syntax error, a crash."""
+
+    filename: str
+    kind: str  # "io", "decode", "syntax", "internal"
+    message: str
+    row: int = 0
+    column: int = 0
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """Everything one file produced; problems are values, never raised exceptions."""
+
+    filename: str
+    diagnostics: tuple[Diagnostic, ...] = ()
+    problems: tuple[FileProblem, ...] = ()
+    parsed: bool = False
+    source_lines: tuple[str, ...] = field(default=(), compare=False)

@@ -1,0 +1,117 @@
+"""The intermediate form between extraction and the ordering analysis.
+
+A region (a module's top level or a function) becomes a small tree of control flow
+(`Seq`, `If`, `Loop`, `Try`, `Jump`, `Inline`) whose leaves are gradient events (`Ev`).
+Everything that does not touch gradients or control flow is dropped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+PathItem = tuple[str, object]  # ("loop", loop_id) or ("if", condition text)
+
+
+@dataclass(frozen=True, eq=False)
+class Event:
+    """One zero / backward / step / manual update / zero_grad reference in the source."""
+
+    id: int
+    kind: str  # "zero" | "backward" | "step" | "manual" | "zero_ref"
+    text: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    opt: str | None = None  # the optimizer zeroed or stepped (canonical key)
+    models: tuple[str, ...] = ()  # models whose gradients a zero clears
+    grad_base: str | None = None  # `p` of `p.grad = None` or of a manual update
+    unknown: bool = False  # a zero whose target cannot be seen (clears "maybe")
+    closure: "Seq | None" = None  # events of the closure passed to step()
+    closure_name: str = ""
+    node: object = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, eq=False)
+class Ev:
+    event: Event
+    path: tuple[PathItem, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Seq:
+    items: tuple["Node", ...]
+
+
+@dataclass(frozen=True, eq=False)
+class If:
+    cond: str
+    then: Seq
+    orelse: Seq
+    accumulation: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class Loop:
+    id: int
+    body: Seq
+    orelse: Seq
+    line: int
+    infinite: bool = False
+    virtual: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class Try:
+    body: Seq
+    handlers: tuple[Seq, ...]
+    orelse: Seq
+    final: Seq | None
+
+
+@dataclass(frozen=True, eq=False)
+class Jump:
+    kind: str  # "break" | "continue" | "return" | "raise"
+
+
+@dataclass(frozen=True, eq=False)
+class Inline:
+    """A helper's body inlined at its call: its `return` ends only the helper."""
+
+    body: Seq
+
+
+Node = Union[Ev, Seq, If, Loop, Try, Jump, Inline]
+EMPTY = Seq(())
+
+
+@dataclass(frozen=True, eq=False)
+class Region:
+    """One analysed unit: a module's top level or a function treated as a loop body."""
+
+    name: str
+    body: Seq
+    events: dict[int, Event]
+    occurrences: tuple[Ev, ...]
+    loops: dict[int, Loop]
+
+    def kinds(self) -> set[str]:
+        return {e.kind for e in self.events.values()}
+
+
+def walk(node: Node):
+    """Every IR node below ``node``, depth first, in source order."""
+    yield node
+    children: tuple = ()
+    if isinstance(node, Seq):
+        children = node.items
+    elif isinstance(node, If):
+        children = (node.then, node.orelse)
+    elif isinstance(node, Loop):
+        children = (node.body, node.orelse)
+    elif isinstance(node, Try):
+        children = (node.body, *node.handlers, node.orelse) + ((node.final,) if node.final else ())
+    elif isinstance(node, Inline):
+        children = (node.body,)
+    for child in children:
+        yield from walk(child)

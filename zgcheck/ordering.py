@@ -1,0 +1,282 @@
+"""The ordering analysis: a fixpoint over each region's cyclic control flow, per optimizer.
+
+For one optimizer, each path through a region carries a token saying what its
+parameters' ``.grad`` may hold (GUIDE section 1):
+
+* ``fresh``   contributions of this iteration not yet consumed by a step,
+* ``carried`` fresh contributions that crossed the loop's back edge (accumulation),
+* ``stale_by`` the step that already consumed what is still there,
+* ``wiped``   a zero that destroyed fresh contributions, and no backward since.
+
+Conditions are unknown but consistent: two ``if`` with the same text take the same
+branch within one iteration (``env``). Loops are iterated until no new token appears.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from zgcheck.events import Ev, Event, If, Inline, Jump, Loop, Node, Region, Seq, Try
+from zgcheck.loops import is_accumulation_condition
+from zgcheck.recognize import ModuleFacts
+
+MANUAL_PREFIX = "<manual:"
+MAX_TOKENS = 4096  # beyond this, condition correlations are forgotten to stay fast
+
+
+def manual_key(base: str) -> str:
+    return f"{MANUAL_PREFIX}{base}>"
+
+
+@dataclass(frozen=True)
+class Token:
+    fresh: bool = False
+    carried: bool = False
+    stale_by: int | None = None
+    wiped: tuple[int, int | None] | None = None
+    bw: int | None = None
+    env: frozenset = frozenset()
+
+
+@dataclass
+class Flow:
+    normal: set = field(default_factory=set)
+    breaks: set = field(default_factory=set)
+    continues: set = field(default_factory=set)
+    returns: set = field(default_factory=set)
+
+    def merge(self, other: "Flow") -> None:
+        self.normal |= other.normal
+        self.breaks |= other.breaks
+        self.continues |= other.continues
+        self.returns |= other.returns
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """What the fixpoint found for one optimizer in one region."""
+
+    region: Region
+    key: str
+    wiped: frozenset  # (zero_id, backward_id, step_id): ZG002
+    stale: frozenset  # (step_id, consumed_by_step_id, backward_id): ZG001 / ZG003 / ZG006
+    carried_wipes: frozenset  # (zero_id, backward_id): candidates for ZG004
+
+
+def zero_effect(event: Event, key: str, facts: ModuleFacts) -> str | None:
+    """How a zero event clears ``key``'s gradients: "full", "maybe" or not at all (None)."""
+    if event.kind != "zero":
+        return None
+    if key.startswith(MANUAL_PREFIX):
+        if event.grad_base == key[len(MANUAL_PREFIX):-1]:
+            return "full"
+        return "maybe" if (event.models or event.opt or event.unknown) else None
+    if event.opt is not None:
+        if event.opt == key:
+            return "full"
+        return "maybe" if facts.is_uncertain(key) or facts.is_uncertain(event.opt) else None
+    if event.unknown:
+        return "maybe"
+    if event.models:
+        owners = facts.owners_of(key)
+        if owners is None:
+            return "maybe"
+        canon_owners = {facts.canon(o) for o in owners} | set(owners)
+        for model in event.models:
+            if facts.canon(model) in canon_owners or model in canon_owners:
+                return "full"
+            if any(o.startswith(model + ".") for o in canon_owners):
+                return "full"
+        return None  # another model, or a submodule only (freezing / masking)
+    return None
+
+
+class Interpreter:
+    """Abstract interpretation of one region for one optimizer key."""
+
+    def __init__(self, region: Region, key: str, facts: ModuleFacts) -> None:
+        self.region = region
+        self.key = key
+        self.facts = facts
+        self.wiped: set = set()
+        self.stale: set = set()
+        self.carried_wipes: set = set()
+
+    def analyse(self) -> Ordering:
+        self.run(self.region.body, {Token()})
+        return Ordering(self.region, self.key, frozenset(self.wiped), frozenset(self.stale), frozenset(self.carried_wipes))
+
+    def run(self, node: Node, tokens: set) -> Flow:
+        if not tokens:
+            return Flow()
+        if isinstance(node, Seq):
+            return self.run_seq(node, tokens)
+        if isinstance(node, Ev):
+            return Flow(normal={self.transfer(node.event, t) for t in tokens})
+        if isinstance(node, If):
+            return self.run_if(node, tokens)
+        if isinstance(node, Loop):
+            return self.run_loop(node, tokens)
+        if isinstance(node, Try):
+            return self.run_try(node, tokens)
+        if isinstance(node, Inline):
+            inner = self.run(node.body, tokens)
+            return Flow(normal=inner.normal | inner.returns)
+        if isinstance(node, Jump):
+            return self.run_jump(node, tokens)
+        return Flow(normal=set(tokens))
+
+    def run_seq(self, node: Seq, tokens: set) -> Flow:
+        result = Flow()
+        current = set(tokens)
+        for item in node.items:
+            step = self.run(item, current)
+            result.breaks |= step.breaks
+            result.continues |= step.continues
+            result.returns |= step.returns
+            current = step.normal
+            if not current:
+                break
+        result.normal = current
+        return result
+
+    def run_jump(self, node: Jump, tokens: set) -> Flow:
+        if node.kind == "break":
+            return Flow(breaks=set(tokens))
+        if node.kind == "continue":
+            return Flow(continues=set(tokens))
+        if node.kind == "return":
+            return Flow(returns=set(tokens))
+        return Flow()  # raise: this path ends here
+
+    def run_if(self, node: If, tokens: set) -> Flow:
+        then_in, else_in = set(), set()
+        for token in tokens:
+            known = dict(token.env).get(node.cond)
+            if known is None:
+                then_in.add(replace(token, env=token.env | {(node.cond, True)}))
+                else_in.add(replace(token, env=token.env | {(node.cond, False)}))
+            elif known:
+                then_in.add(token)
+            else:
+                else_in.add(token)
+        result = self.run(node.then, then_in)
+        result.merge(self.run(node.orelse, else_in))
+        return self.limit(result)
+
+    def run_loop(self, node: Loop, tokens: set) -> Flow:
+        head = set(tokens)
+        result = Flow()
+        while True:
+            body = self.run(node.body, head)
+            back = body.normal | body.continues
+            if node.virtual:
+                back |= body.returns
+            else:
+                result.returns |= body.returns
+            result.breaks |= body.breaks
+            grown = head | {self.back_edge(t) for t in back}
+            if len(grown) > MAX_TOKENS:
+                grown = {replace(t, env=frozenset()) for t in grown}
+            if grown == head:
+                break
+            head = grown
+        exits = set() if (node.infinite or node.virtual) else head
+        after_else = self.run(node.orelse, exits)
+        out = {self.loop_exit(t) for t in after_else.normal | result.breaks}
+        return Flow(normal=out, returns=result.returns | after_else.returns)
+
+    def run_try(self, node: Try, tokens: set) -> Flow:
+        body = self.run(node.body, tokens)
+        # An exception is assumed to come before the body did anything: inventing a raise
+        # after every statement would report paths nobody takes.
+        result = Flow(breaks=body.breaks, continues=body.continues, returns=body.returns)
+        for handler in node.handlers:
+            result.merge(self.run(handler, tokens))
+        orelse = self.run(node.orelse, body.normal)
+        result.merge(orelse)
+        if node.final is None:
+            return result
+        final = Flow()
+        for name in ("normal", "breaks", "continues", "returns"):
+            through = self.run(node.final, getattr(result, name))
+            getattr(final, name).update(through.normal)
+            final.breaks |= through.breaks
+            final.continues |= through.continues
+            final.returns |= through.returns
+        return final
+
+    def limit(self, flow: Flow) -> Flow:
+        if len(flow.normal) > MAX_TOKENS:
+            flow.normal = {replace(t, env=frozenset()) for t in flow.normal}
+        return flow
+
+    @staticmethod
+    def back_edge(token: Token) -> Token:
+        return replace(token, fresh=False, carried=token.carried or token.fresh, env=frozenset())
+
+    @staticmethod
+    def loop_exit(token: Token) -> Token:
+        # Once a loop is left, what it accumulated belongs to the enclosing iteration.
+        return replace(token, fresh=token.fresh or token.carried, carried=False)
+
+    # ----- transfer functions ----------------------------------------------------
+    def transfer(self, event: Event, token: Token) -> Token:
+        kind = event.kind
+        if kind == "backward":
+            return replace(token, fresh=True, wiped=None, bw=event.id)
+        if kind == "zero":
+            return self.zero(event, token)
+        if kind == "step" and event.opt == self.key:
+            return self.step(event, token)
+        if kind == "manual" and self.key.startswith(MANUAL_PREFIX) and manual_key(event.grad_base or "") == self.key:
+            return self.step(event, token)
+        return token
+
+    def zero(self, event: Event, token: Token) -> Token:
+        effect = zero_effect(event, self.key, self.facts)
+        if effect is None:
+            return token
+        wiped = None
+        if effect == "full":
+            if token.fresh:
+                wiped = (event.id, token.bw)
+            if token.carried:
+                self.carried_wipes.add((event.id, token.bw))
+        return replace(token, fresh=False, carried=False, stale_by=None, wiped=wiped)
+
+    def step(self, event: Event, token: Token) -> Token:
+        if token.wiped is not None:
+            self.wiped.add((token.wiped[0], token.wiped[1], event.id))
+        if token.stale_by is not None:
+            self.stale.add((event.id, token.stale_by, token.bw))
+        if token.fresh or token.carried:
+            return replace(token, fresh=False, carried=False, stale_by=event.id, wiped=None)
+        return replace(token, wiped=None)
+
+
+def optimizer_keys(region: Region) -> list[str]:
+    keys: list[str] = []
+    for event in region.events.values():
+        key = event.opt if event.kind == "step" else manual_key(event.grad_base or "") if event.kind == "manual" else None
+        if key and key not in keys:
+            keys.append(key)
+    return keys
+
+
+def analyse_region(region: Region, facts: ModuleFacts) -> list[Ordering]:
+    """Run the fixpoint for every optimizer stepped in ``region`` (only if it has a backward)."""
+    kinds = region.kinds()
+    if "backward" not in kinds or not ({"step", "manual"} & kinds):
+        return []
+    return [Interpreter(region, key, facts).analyse() for key in optimizer_keys(region)]
+
+
+def accumulation_condition(occ: Ev, loop_id: int) -> str | None:
+    """The accumulation-like condition guarding ``occ`` inside loop ``loop_id``, if any."""
+    inside = False
+    for kind, value in occ.path:
+        if kind == "loop" and value == loop_id:
+            inside = True
+        elif inside and kind == "if" and is_accumulation_condition(str(value)):
+            return str(value)
+    return None

@@ -1,0 +1,265 @@
+"""Predicates and module facts: is this receiver an optimizer, a model, an engine?
+
+Recognition is by construction (``torch.optim.SGD(...)``, factories, Lightning's
+``self.optimizers()``, custom ``Optimizer`` subclasses), by use (zeroed *and* stepped,
+handed to ``scaler.step``) and by name (``optimizer``, ``opt_g``, ``self.optim``).
+Schedulers, environments, EMA helpers and progress bars are never optimizers.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from zgcheck.parsing import ParsedModule
+
+OPTIMIZER_CLASSES = frozenset(
+    {
+        "SGD", "Adam", "AdamW", "Adamax", "Adagrad", "Adadelta", "ASGD", "LBFGS", "NAdam",
+        "RAdam", "RMSprop", "Rprop", "SparseAdam", "Adafactor", "Lion", "LAMB", "Lamb",
+        "FusedAdam", "FusedLAMB", "FusedSGD", "DeepSpeedCPUAdam", "Adam8bit", "AdamW8bit",
+        "PagedAdamW", "PagedAdamW8bit", "SGDW", "AdaBelief", "Ranger", "Lookahead", "ZeroRedundancyOptimizer",
+        "Shampoo", "Muon", "SophiaG", "Prodigy", "DAdaptAdam", "Novograd", "AdamP", "SGDP", "Yogi",
+        "Optimizer",
+    }
+)
+# Base classes whose subclasses in the same file are optimizers.
+OPTIMIZER_BASES = OPTIMIZER_CLASSES | {"Optimizer"}
+FACTORY_RE = re.compile(r"^(create|build|get|make|init|setup|configure|new|load)_?(\w*_)?optim", re.I)
+OPTIMIZER_TOKENS = frozenset({"optimizer", "optimiser", "optim", "opt", "optimizers", "optimisers", "optims"})
+NOT_OPTIMIZER_TOKENS = frozenset(
+    {"sched", "scheduler", "schedulers", "lr", "env", "envs", "ema", "progress", "pbar", "bar",
+     "scaler", "warmup", "timer", "meter", "logger", "writer", "profiler", "prof", "engine", "state",
+     "args", "config", "cfg", "options", "option", "opts", "parser", "swa"}
+)
+PARAM_METHODS = frozenset({"parameters", "named_parameters"})
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STRINGS = re.compile(r"'[^']*'|\"[^\"]*\"")
+_CAMEL = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def squash(text: str) -> str:
+    """Expression text without whitespace, used as a stable key."""
+    return "".join(text.split())
+
+
+def last_name(key: str) -> str:
+    """The last identifier of an expression key, ignoring strings and indexes."""
+    names = _IDENT.findall(re.sub(r"\[[^\]]*\]", "", _STRINGS.sub("", key)))
+    return names[-1] if names else ""
+
+
+def name_tokens(name: str) -> list[str]:
+    """Split ``optimizer_G`` / ``optD`` / ``genOptimizer`` into lower-case words."""
+    words: list[str] = []
+    for part in name.split("_"):
+        words.extend(w.lower() for w in _CAMEL.findall(part))
+    return words
+
+
+def named_like_optimizer(key: str) -> bool:
+    tokens = name_tokens(last_name(key))
+    if any(t in NOT_OPTIMIZER_TOKENS for t in tokens):
+        return False
+    return any(t in OPTIMIZER_TOKENS for t in tokens)
+
+
+def named_like(key: str, words: frozenset[str]) -> bool:
+    return any(t in words for t in name_tokens(last_name(key)))
+
+
+def callee_name(call: cst.Call) -> str:
+    func = call.func
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    if isinstance(func, cst.Name):
+        return func.value
+    return ""
+
+
+def receiver(call: cst.Call) -> cst.BaseExpression | None:
+    return call.func.value if isinstance(call.func, cst.Attribute) else None
+
+
+@dataclass
+class ModuleFacts:
+    """What a module tells about its optimizers, models and helpers."""
+
+    optimizers: set[str] = field(default_factory=set)
+    not_optimizers: set[str] = field(default_factory=set)
+    owners: dict[str, frozenset[str] | None] = field(default_factory=dict)
+    engines: set[str] = field(default_factory=set)
+    scalers: set[str] = field(default_factory=set)
+    zeroed: set[str] = field(default_factory=set)
+    stepped: set[str] = field(default_factory=set)
+    loop_vars: dict[str, str] = field(default_factory=dict)
+    param_sources: dict[str, frozenset[str]] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    custom_optimizers: set[str] = field(default_factory=set)
+    functions: dict[str, cst.FunctionDef] = field(default_factory=dict)
+    methods: dict[tuple[str, str], cst.FunctionDef] = field(default_factory=dict)
+
+    def canon(self, key: str) -> str:
+        """Union-find root of ``key`` over simple assignments (``opt = self.optimizer``)."""
+        root = key
+        while self.aliases.get(root, root) != root:
+            root = self.aliases[root]
+        while key != root:  # path compression keeps repeated look-ups cheap
+            self.aliases[key], key = root, self.aliases[key]
+        return root
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.canon(a), self.canon(b)
+        if ra != rb:
+            low, high = sorted((ra, rb))
+            self.aliases[high] = low
+
+    def is_optimizer(self, key: str) -> bool:
+        key = self.canon(key)
+        if key in self.not_optimizers or key in self.engines:
+            return False
+        if key in self.optimizers:
+            return True
+        if key in self.zeroed and key in self.stepped and not named_like(key, NOT_OPTIMIZER_TOKENS):
+            return True
+        return named_like_optimizer(key)
+
+    def is_engine(self, key: str) -> bool:
+        return self.canon(key) in self.engines or "engine" in name_tokens(last_name(key))
+
+    def is_scaler(self, key: str) -> bool:
+        return self.canon(key) in self.scalers or "scaler" in name_tokens(last_name(key))
+
+    def is_uncertain(self, key: str) -> bool:
+        """A loop variable or an indexed optimizer: which instance it is cannot be seen."""
+        return key in self.loop_vars or "[" in key
+
+    def owners_of(self, key: str) -> frozenset[str] | None:
+        return self.owners.get(self.canon(key))
+
+    def param_owners(self, source: str) -> frozenset[str] | None:
+        """Models whose parameters an expression (``model.parameters()``, ``params``) yields."""
+        if source in self.param_sources:
+            return self.param_sources[source]
+        found = frozenset(m.group(1) for m in re.finditer(r"([\w.\[\]'\"]+?)\.(?:named_)?parameters\(", source))
+        return found or None
+
+
+class _FactCollector(cst.CSTVisitor):
+    def __init__(self, parsed: ParsedModule, facts: ModuleFacts) -> None:
+        self.parsed = parsed
+        self.facts = facts
+        self.classes: list[str] = []
+        self.depth = 0
+
+    def text(self, node: cst.CSTNode) -> str:
+        return squash(self.parsed.code(node))
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.classes.append(node.name.value)
+        for base in node.bases:
+            if last_name(self.text(base.value)) in OPTIMIZER_BASES | self.facts.custom_optimizers:
+                self.facts.custom_optimizers.add(node.name.value)
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self.classes.pop()
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        if self.depth == 0:
+            if self.classes:
+                self.facts.methods.setdefault((self.classes[-1], node.name.value), node)
+            else:
+                self.facts.functions.setdefault(node.name.value, node)
+        self.depth += 1
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self.depth -= 1
+
+    def visit_For(self, node: cst.For) -> None:
+        if isinstance(node.target, (cst.Name, cst.Attribute)):
+            self.facts.loop_vars[self.text(node.target)] = self.text(node.iter)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        name = callee_name(node)
+        recv = receiver(node)
+        if recv is None:
+            return
+        key = self.text(recv)
+        if name == "zero_grad":
+            self.facts.zeroed.add(key)
+        elif name == "step":
+            self.facts.stepped.add(key)
+            if node.args and self.facts.is_scaler(key):
+                self.facts.optimizers.add(self.text(node.args[0].value))
+        elif name == "optimizer_step" and node.args:
+            self.facts.optimizers.add(self.text(node.args[0].value))
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            self._assigned(target.target, node.value)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._assigned(node.target, node.value)
+
+    def _assigned(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
+        facts = self.facts
+        names = [self.text(e.value) for e in target.elements] if isinstance(target, (cst.Tuple, cst.List)) else [self.text(target)]
+        if isinstance(value, (cst.Name, cst.Attribute)) and len(names) == 1:
+            source = self.text(value)
+            if source not in ("None", "True", "False"):
+                facts.union(names[0], source)
+            return
+        call = value
+        while isinstance(call, cst.Call) and callee_name(call) in ("list", "tuple") and call.args:
+            call = call.args[0].value
+        if not isinstance(call, cst.Call):
+            return
+        callee = callee_name(call)
+        if callee in PARAM_METHODS or callee == "chain":
+            owners = facts.param_owners(self.text(call))
+            if owners and len(names) == 1:
+                facts.param_sources[names[0]] = owners
+            return
+        if callee in OPTIMIZER_CLASSES or callee in facts.custom_optimizers or FACTORY_RE.match(callee):
+            if len(names) == 1:
+                facts.optimizers.add(names[0])
+                facts.owners[names[0]] = self._owners(call)
+        elif callee == "optimizers" and isinstance(call.func, cst.Attribute):
+            facts.optimizers.update(names)
+        elif callee == "initialize" and "deepspeed" in self.text(call.func):
+            facts.engines.add(names[0])
+        elif callee == "GradScaler" and len(names) == 1:
+            facts.scalers.add(names[0])
+        elif callee == "prepare" and len(names) == len(call.args):
+            for name, arg in zip(names, call.args):
+                facts.union(name, self.text(arg.value))
+        elif "scheduler" in callee.lower() or "lr" in name_tokens(callee) or callee in ("make", "tqdm", "trange"):
+            facts.not_optimizers.update(names)
+
+    def _owners(self, call: cst.Call) -> frozenset[str] | None:
+        owners: set[str] = set()
+        for arg in call.args:
+            found = self.facts.param_owners(self.text(arg.value))
+            if found:
+                owners |= found
+            elif isinstance(arg.value, cst.Name) and arg.value.value in self.facts.param_sources:
+                owners |= self.facts.param_sources[arg.value.value]
+        return frozenset(owners) or None
+
+
+def collect_facts(parsed: ParsedModule) -> ModuleFacts:
+    """One pass over the module collecting optimizers, ownership, aliases and helpers."""
+    facts = ModuleFacts()
+    parsed.module.visit(_FactCollector(parsed, facts))
+    # Re-key everything on alias roots, so `opt = self.optimizer` shares what is known.
+    owners: dict[str, frozenset[str] | None] = {}
+    for key, found in facts.owners.items():
+        root = facts.canon(key)
+        owners[root] = found if owners.get(root) is None else owners[root] | (found or frozenset())
+    facts.owners = owners
+    for name in ("optimizers", "not_optimizers", "engines", "scalers", "zeroed", "stepped"):
+        setattr(facts, name, {facts.canon(k) for k in getattr(facts, name)})
+    return facts

@@ -1,0 +1,100 @@
+"""What every rule shares: the Rule record, the context handed to checks, message helpers."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+from zgcheck.diagnostics import Diagnostic, Location, RelatedEvent
+from zgcheck.events import Ev, Event, Region
+from zgcheck.ordering import MANUAL_PREFIX, Ordering, zero_effect
+from zgcheck.recognize import ModuleFacts
+
+DOCS_URL = "https://github.com/zgcheck/zgcheck/blob/main/docs/rules.md#{code}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule is data (code, name, texts) plus one check function."""
+
+    code: str
+    name: str
+    summary: str
+    explanation: str
+    check: Callable[["RuleContext"], Iterable[Diagnostic]] = field(repr=False, compare=False)
+    fix_safety: str = ""
+
+    @property
+    def url(self) -> str:
+        return DOCS_URL.format(code=self.code.lower())
+
+
+@dataclass
+class RuleContext:
+    filename: str
+    facts: ModuleFacts
+    regions: list[Region]
+    orderings: list[Ordering]
+
+    def diagnostic(self, code: str, event: Event, message: str, key: str, related: Iterable[Event] = ()) -> Diagnostic:
+        return Diagnostic(
+            code=code,
+            message=message,
+            filename=self.filename,
+            location=Location(event.line, event.column),
+            end_location=Location(event.end_line, event.end_column),
+            optimizer=key,
+            related=tuple(RelatedEvent(e.kind, e.line) for e in related if e is not None),
+        )
+
+    def optimizer_orderings(self) -> Iterator[Ordering]:
+        return (o for o in self.orderings if not o.key.startswith(MANUAL_PREFIX))
+
+    def manual_orderings(self) -> Iterator[Ordering]:
+        return (o for o in self.orderings if o.key.startswith(MANUAL_PREFIX))
+
+
+def occurrence(region: Region, event_id: int) -> Ev:
+    return next(o for o in region.occurrences if o.event.id == event_id)
+
+
+def innermost_loop(occ: Ev) -> int | None:
+    loops = [value for kind, value in occ.path if kind == "loop"]
+    return loops[-1] if loops else None
+
+
+def inside(occ: Ev, loop_id: int | None) -> bool:
+    return loop_id is not None and ("loop", loop_id) in occ.path
+
+
+def guarded_in(occ: Ev, loop_id: int) -> bool:
+    """True when ``occ`` sits under an ``if`` or an inner loop of loop ``loop_id``."""
+    index = occ.path.index(("loop", loop_id))
+    return index < len(occ.path) - 1
+
+
+def zeros_of(region: Region, key: str, facts: ModuleFacts) -> list[Ev]:
+    return [o for o in region.occurrences if zero_effect(o.event, key, facts) is not None]
+
+
+def cite(event: Event | None) -> str:
+    """``optimizer.step() (line 16)``: how a message names an event."""
+    if event is None:
+        return "a backward pass"
+    text = event.text if len(event.text) <= 60 else event.text[:57] + "..."
+    return f"{text} (line {event.line})"
+
+
+def stale_findings(ctx: RuleContext, ordering: Ordering) -> Iterator[tuple[Ev, Event | None, Event | None, int | None, list[Ev]]]:
+    """Steps that can see already-consumed gradients, unless a conditional zero in the
+    same loop may be aligned with the step by its author (then we stay silent)."""
+    region = ordering.region
+    zeros = zeros_of(region, ordering.key, ctx.facts)
+    for step_id, by_id, bw_id in sorted(ordering.stale):
+        step = occurrence(region, step_id)
+        loop = innermost_loop(step)
+        if loop is None:
+            continue
+        in_loop = [z for z in zeros if inside(z, loop)]
+        if any(guarded_in(z, loop) for z in in_loop):
+            continue
+        yield step, region.events.get(by_id), region.events.get(bw_id) if bw_id else None, loop, in_loop

@@ -1,0 +1,83 @@
+"""ZG001 missing-zero-grad: a step sees gradients an earlier step already consumed."""
+from __future__ import annotations
+
+from typing import Iterator
+
+from zgcheck.diagnostics import Diagnostic
+from zgcheck.rules.base import Rule, RuleContext, cite, inside, stale_findings, zeros_of
+from zgcheck.rules.zg005_closure_missing_zero_grad import closure_missing_zero
+
+EXPLANATION = """\
+What it does
+  Finds an optimizer whose step() can see gradients that an earlier step() already
+  used, because nothing clears them in between.
+
+Why it hurts training
+  PyTorch adds every backward() into .grad. Without a reset once per optimizer step,
+  the gradient of every earlier batch leaks into every later step: the effective
+  learning rate grows without bound and the update direction drifts toward the
+  first batches. Nothing errors; the loss just plateaus or diverges. A common cousin
+  is `optimizer.zero_grad` written without parentheses: the method is referenced
+  but never called.
+
+Bad
+  for x, y in loader:
+      loss = loss_fn(model(x), y)
+      loss.backward()
+      optimizer.step()          # ZG001: gradients of all earlier batches are still here
+
+Good
+  for x, y in loader:
+      optimizer.zero_grad()
+      loss = loss_fn(model(x), y)
+      loss.backward()
+      optimizer.step()
+
+How the fix works
+  `optimizer.zero_grad()` is inserted directly after `optimizer.step()`, in the same
+  block, so it inherits the step's condition and keeps gradient accumulation correct.
+  For `optimizer.zero_grad` without parentheses, the call parentheses are added.
+  The fix is safe when the optimizer was built in the file (torch.optim, a factory,
+  Lightning's self.optimizers()); it is unsafe when the optimizer is known only by
+  its name.
+"""
+
+
+def check(ctx: RuleContext) -> Iterator[Diagnostic]:
+    for ordering in ctx.optimizer_orderings():
+        region, key = ordering.region, ordering.key
+        for step, by, backward, loop, zeros_in_loop in stale_findings(ctx, ordering):
+            outside = [z for z in zeros_of(region, key, ctx.facts) if not inside(z, loop)]
+            if not zeros_in_loop and outside:
+                continue  # ZG003 names the zero that sits outside the loop
+            if step.event.closure is not None and closure_missing_zero(ctx, step.event) is not None:
+                continue  # ZG005 already reports this step
+            ref = next((o for o in region.occurrences if o.event.kind == "zero_ref" and o.event.opt == key and inside(o, loop)), None)
+            if ref is not None:
+                message = (
+                    f"{key}.zero_grad (line {ref.event.line}) is referenced but never called (missing "
+                    f"parentheses), so {cite(step.event)} keeps adding every earlier backward's gradients"
+                )
+                yield ctx.diagnostic("ZG001", ref.event, message, key, (ref.event, backward, step.event))
+                continue
+            message = (
+                f"{cite(step.event)} uses gradients that {_previous(by, step.event)} already consumed: "
+                f"nothing resets {key}'s gradients before {cite(backward)} adds to them; "
+                f"call {key}.zero_grad() once per step"
+            )
+            yield ctx.diagnostic("ZG001", step.event, message, key, (backward, step.event))
+
+
+def _previous(by, step) -> str:
+    if by is None or by.id == step.id:
+        return "the previous iteration's step"
+    return cite(by)
+
+
+RULE = Rule(
+    code="ZG001",
+    name="missing-zero-grad",
+    summary="Optimizer steps on gradients that an earlier step already consumed (no zero_grad in the loop)",
+    explanation=EXPLANATION,
+    check=check,
+)

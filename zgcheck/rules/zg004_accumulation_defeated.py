@@ -1,0 +1,73 @@
+"""ZG004 accumulation-defeated: a zero runs every micro-batch while the step runs every k."""
+from __future__ import annotations
+
+from typing import Iterator
+
+from zgcheck.diagnostics import Diagnostic
+from zgcheck.ordering import accumulation_condition
+from zgcheck.rules.base import Rule, RuleContext, cite, guarded_in, innermost_loop, occurrence
+
+EXPLANATION = """\
+What it does
+  Finds a zero that runs on every iteration of a loop whose step() of the same
+  optimizer runs only on some iterations (gradient accumulation: `if (i + 1) % k == 0`,
+  `accelerator.sync_gradients`), so the zero wipes the micro-batches accumulated in
+  the iterations that skipped the step. Also `model.zero_grad()` inside
+  `accelerator.accumulate(...)`: Accelerate skips a prepared optimizer's zero_grad()
+  while accumulating, but not the model's.
+
+Why it hurts training
+  Only the last micro-batch before each step contributes: the effective batch is k
+  times smaller than configured, the loss is scaled by 1/k for nothing, and training
+  is noisier and slower. Nothing errors.
+
+Bad
+  for i, (x, y) in enumerate(loader):
+      optimizer.zero_grad()                    # ZG004: runs every micro-batch
+      (loss_fn(model(x), y) / k).backward()
+      if (i + 1) % k == 0:
+          optimizer.step()
+
+Good
+  for i, (x, y) in enumerate(loader):
+      (loss_fn(model(x), y) / k).backward()
+      if (i + 1) % k == 0:
+          optimizer.step()
+          optimizer.zero_grad()
+
+How the fix works
+  The zero is moved under the step's condition, right after the step. The fix is
+  safe when the zero and the conditional step are in the same loop body and the zero
+  is a plain statement there; otherwise it is unsafe.
+"""
+
+
+def check(ctx: RuleContext) -> Iterator[Diagnostic]:
+    for ordering in ctx.optimizer_orderings():
+        region, key = ordering.region, ordering.key
+        steps = [o for o in region.occurrences if o.event.kind == "step" and o.event.opt == key]
+        for zero_id, bw_id in sorted(ordering.carried_wipes):
+            zero = occurrence(region, zero_id)
+            loop = innermost_loop(zero)
+            if loop is None or region.loops[loop].virtual or guarded_in(zero, loop):
+                continue
+            guarded = [(s, accumulation_condition(s, loop)) for s in steps if ("loop", loop) in s.path]
+            step, cond = next(((s, c) for s, c in guarded if c), (None, None))
+            if step is None:
+                continue
+            backward = region.events.get(bw_id) if bw_id else None
+            message = (
+                f"{cite(zero.event)} runs on every iteration, but {cite(step.event)} runs only when "
+                f"`{cond}`: it wipes the gradients that {cite(backward)} accumulated in the "
+                f"iterations that skipped the step"
+            )
+            yield ctx.diagnostic("ZG004", zero.event, message, key, (zero.event, backward, step.event))
+
+
+RULE = Rule(
+    code="ZG004",
+    name="accumulation-defeated",
+    summary="zero_grad() runs every micro-batch while step() runs every k: accumulation is defeated",
+    explanation=EXPLANATION,
+    check=check,
+)

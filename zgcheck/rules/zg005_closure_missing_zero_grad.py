@@ -1,0 +1,79 @@
+"""ZG005 closure-missing-zero-grad: a step closure runs backward() without a reset."""
+from __future__ import annotations
+
+from typing import Iterator
+
+from zgcheck.diagnostics import Diagnostic
+from zgcheck.events import Ev, Event, walk
+from zgcheck.ordering import zero_effect
+from zgcheck.rules.base import Rule, RuleContext, cite
+
+EXPLANATION = """\
+What it does
+  Finds a closure passed to `optimizer.step(closure)` that calls backward() without
+  zeroing the gradients first.
+
+Why it hurts training
+  Optimizers such as LBFGS call the closure several times within one step (line
+  search). Each call adds its gradient to the previous ones, so the optimizer sees a
+  sum of several evaluations and its curvature estimates are wrong. A zero_grad()
+  before step(closure) does not help: it runs once, the closure runs many times.
+
+Bad
+  def closure():
+      loss = loss_fn(model(x), y)
+      loss.backward()            # ZG005
+      return loss
+  optimizer.step(closure)
+
+Good
+  def closure():
+      optimizer.zero_grad()
+      loss = loss_fn(model(x), y)
+      loss.backward()
+      return loss
+  optimizer.step(closure)
+
+How the fix works
+  `optimizer.zero_grad()` is inserted as the closure's first statement. Safe when the
+  closure is a function defined in the same file and the optimizer is certain.
+"""
+
+
+def closure_missing_zero(ctx: RuleContext, step: Event) -> Event | None:
+    """The first backward of ``step``'s closure that no zero precedes, if any."""
+    if step.closure is None:
+        return None
+    for node in walk(step.closure):
+        if not isinstance(node, Ev):
+            continue
+        if node.event.kind == "backward":
+            return node.event
+        if zero_effect(node.event, step.opt or "", ctx.facts) is not None:
+            return None
+    return None
+
+
+def check(ctx: RuleContext) -> Iterator[Diagnostic]:
+    for region in ctx.regions:
+        for event in region.events.values():
+            if event.kind != "step" or event.closure is None:
+                continue
+            backward = closure_missing_zero(ctx, event)
+            if backward is None:
+                continue
+            message = (
+                f"closure `{event.closure_name}` passed to {cite(event)} calls {cite(backward)} without "
+                f"zeroing first: {event.opt} may evaluate the closure several times per step and "
+                f"the gradients pile up; call {event.opt}.zero_grad() at the top of the closure"
+            )
+            yield ctx.diagnostic("ZG005", backward, message, event.opt or "", (backward, event))
+
+
+RULE = Rule(
+    code="ZG005",
+    name="closure-missing-zero-grad",
+    summary="Closure passed to optimizer.step(closure) runs backward() without zero_grad()",
+    explanation=EXPLANATION,
+    check=check,
+)

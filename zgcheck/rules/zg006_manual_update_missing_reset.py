@@ -1,0 +1,60 @@
+"""ZG006 manual-update-missing-reset: hand-written SGD that never clears ``p.grad``."""
+from __future__ import annotations
+
+from typing import Iterator
+
+from zgcheck.diagnostics import Diagnostic
+from zgcheck.rules.base import Rule, RuleContext, cite, stale_findings
+
+EXPLANATION = """\
+What it does
+  Finds hand-written parameter updates (`p -= lr * p.grad`, `p.data.add_(p.grad,
+  alpha=-lr)`, `w.data -= lr * w.grad.data`) in a training loop where `p.grad` is
+  never reset.
+
+Why it hurts training
+  backward() adds into .grad. Without `p.grad = None` / `p.grad.zero_()` after each
+  update, every update applies the sum of all gradients so far: the steps grow with
+  time and training diverges or oscillates.
+
+Bad
+  for x, y in data:
+      loss_fn(w * x + b, y).backward()
+      with torch.no_grad():
+          w -= lr * w.grad        # ZG006
+          b -= lr * b.grad        # ZG006
+
+Good
+  for x, y in data:
+      loss_fn(w * x + b, y).backward()
+      with torch.no_grad():
+          w -= lr * w.grad
+          b -= lr * b.grad
+          w.grad = None
+          b.grad = None
+
+How the fix works
+  `p.grad = None` (or `p.grad.zero_()` when the file already resets that way) is added
+  right after the update, in the same block. Safe when the update is a plain statement.
+"""
+
+
+def check(ctx: RuleContext) -> Iterator[Diagnostic]:
+    for ordering in ctx.manual_orderings():
+        base = ordering.key[len("<manual:"):-1]
+        for update, _by, backward, _loop, _zeros in stale_findings(ctx, ordering):
+            message = (
+                f"manual update {cite(update.event)} uses {base}.grad, which is never reset: each "
+                f"{cite(backward)} adds to the gradients of all earlier iterations; "
+                f"set {base}.grad = None after the update"
+            )
+            yield ctx.diagnostic("ZG006", update.event, message, base, (backward, update.event))
+
+
+RULE = Rule(
+    code="ZG006",
+    name="manual-update-missing-reset",
+    summary="Hand-written parameter update in a loop never resets p.grad",
+    explanation=EXPLANATION,
+    check=check,
+)

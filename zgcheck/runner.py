@@ -1,0 +1,71 @@
+"""Checking one file (pure, picklable inputs and outputs) and running over many files."""
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+from zgcheck.diagnostics import Diagnostic, FileProblem, FileResult
+from zgcheck.settings import Settings
+from zgcheck.sources import decode, might_hold_training_code, read_bytes
+
+
+def analyse_text(text: str, filename: str, settings: Settings) -> tuple[list[Diagnostic], list[FileProblem]]:
+    """Parse and analyse decoded source; syntax errors come back as problems."""
+    from zgcheck.loops import extract_regions
+    from zgcheck.ordering import analyse_region
+    from zgcheck.parsing import parse
+    from zgcheck.recognize import collect_facts
+    from zgcheck.rules import RULES, RuleContext
+
+    parsed = parse(filename, text)
+    if isinstance(parsed, FileProblem):
+        return [], [parsed]
+    facts = collect_facts(parsed)
+    regions = extract_regions(parsed, facts)
+    orderings = [o for region in regions for o in analyse_region(region, facts)]
+    ctx = RuleContext(filename, facts, regions, orderings)
+    found: dict[tuple[str, int, int], Diagnostic] = {}
+    for rule in RULES:
+        if not settings.enabled(rule.code):
+            continue
+        for diag in rule.check(ctx):
+            found.setdefault((diag.code, diag.location.row, diag.location.column), diag)
+    return sorted(found.values(), key=Diagnostic.sort_key), []
+
+
+def check_source(text: str, filename: str = "<string>", settings: Settings | None = None) -> FileResult:
+    """Check Python source text; never raises for bad input."""
+    settings = settings or Settings()
+    if not might_hold_training_code(text.encode("utf-8", "surrogatepass")):
+        return FileResult(filename)
+    return _guarded(filename, lambda: analyse_text(text, filename, settings), text)
+
+
+def check_file(path: str, settings: Settings) -> FileResult:
+    """Read, prefilter, decode and check one file. Every failure is a value."""
+    data = read_bytes(path)
+    if isinstance(data, FileProblem):
+        return FileResult(path, problems=(data,))
+    if not might_hold_training_code(data):
+        return FileResult(path)
+    source = decode(path, data)
+    if isinstance(source, FileProblem):
+        return FileResult(path, problems=(source,))
+    return _guarded(path, lambda: analyse_text(source.text, path, settings), source.text)
+
+
+def _guarded(filename: str, work, text: str) -> FileResult:
+    try:
+        diagnostics, problems = work()
+    except RecursionError:
+        problem = FileProblem(filename, "internal", "code is nested too deeply to analyse")
+        return FileResult(filename, problems=(problem,), parsed=True)
+    except Exception as exc:  # noqa: BLE001 - one file's crash must never stop the run
+        problem = FileProblem(filename, "internal", f"internal error while analysing: {type(exc).__name__}: {exc}")
+        return FileResult(filename, problems=(problem,), parsed=True)
+    return FileResult(filename, tuple(diagnostics), tuple(problems), parsed=True, source_lines=tuple(text.splitlines()))
+
+
+def run(paths: Iterable[str], settings: Settings) -> Iterator[FileResult]:
+    """Check files in order. (A process pool and a cache plug in here.)"""
+    for path in paths:
+        yield check_file(path, settings)
