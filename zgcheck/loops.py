@@ -117,7 +117,7 @@ class Extractor:
         if isinstance(stmt, cst.For):
             return self.for_node(stmt, ctx)
         if isinstance(stmt, cst.While):
-            return [self.loop(stmt, ctx, infinite=self.text(stmt.test, ctx) in ("True", "1"))]
+            return _unless_eventless(self.loop(stmt, ctx, infinite=self.text(stmt.test, ctx) in ("True", "1")))
         if isinstance(stmt, cst.With):
             return self.with_node(stmt, ctx)
         if isinstance(stmt, (cst.Try, cst.TryStar)):
@@ -190,7 +190,7 @@ class Extractor:
             # `for p in model.parameters(): p.grad = None` clears (or updates) all of them:
             # one event, not a loop that might run zero times.
             return list(self.suite(stmt.body, self.bind_param_loop(stmt, ctx)).items)
-        return [self.loop(stmt, ctx)]
+        return _unless_eventless(self.loop(stmt, ctx))
 
     def with_node(self, stmt: cst.With, ctx: Context) -> list[Node]:
         items: list[Node] = []
@@ -280,6 +280,13 @@ class Extractor:
                 self.inlined.add(id(target))
                 closure_name = closure_arg.value
                 closure = self.block(target.body.body, replace(ctx, stack=ctx.stack + (id(target),), subst=()))
+        elif isinstance(closure_arg, cst.Attribute) and self.text(closure_arg.value, ctx) == "self" and ctx.cls:
+            target = facts.methods.get((ctx.cls, closure_arg.attr.value))
+            if target is not None and id(target) not in ctx.stack:
+                self.inlined.add(id(target))
+                closure_name = "self." + closure_arg.attr.value
+                inner = replace(ctx, stack=ctx.stack + (id(target),), subst=())
+                closure = self.block(target.body.body, inner)
         elif isinstance(closure_arg, cst.Lambda):
             closure_name = "lambda"
             closure = Seq(tuple(self.expr_events(closure_arg.body, ctx)))
@@ -331,7 +338,7 @@ class Extractor:
 
     # ----- helpers inlined at their call ----------------------------------------
     def inline(self, helper: cst.FunctionDef, call: cst.Call, ctx: Context, skip_self: bool) -> list[Node]:
-        if id(helper) in ctx.stack or len(ctx.stack) >= MAX_INLINE_DEPTH:
+        if id(helper) in ctx.stack or len(ctx.stack) >= MAX_INLINE_DEPTH or _is_generator(helper):
             return []
         self.inlined.add(id(helper))
         params = [p.name.value for p in helper.params.params]
@@ -347,6 +354,32 @@ class Extractor:
                 subst.append((name, value))
         inner = Context(path=ctx.path, cls=ctx.cls, stack=ctx.stack + (id(helper),), subst=tuple(subst), accumulate=ctx.accumulate)
         return [Inline(self.block(helper.body.body, inner))] if isinstance(helper.body, cst.IndentedBlock) else []
+
+
+def _unless_eventless(loop: Loop) -> list[Node]:
+    """A loop without gradient events only adds paths that skip or end the iteration;
+    dropping it keeps the analysis small and never invents a finding."""
+    return [loop] if any(isinstance(n, Ev) for n in walk(loop)) else []
+
+
+class _YieldFinder(cst.CSTVisitor):
+    found = False
+
+    def visit_Yield(self, node: cst.Yield) -> None:
+        self.found = True
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return node is self.root
+
+    def __init__(self, root: cst.FunctionDef) -> None:
+        self.root = root
+
+
+def _is_generator(func: cst.FunctionDef) -> bool:
+    """Calling a generator function runs none of its body."""
+    finder = _YieldFinder(func)
+    func.visit(finder)
+    return finder.found
 
 
 # ----- regions -------------------------------------------------------------------

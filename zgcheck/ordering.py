@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from zgcheck.events import Ev, Event, If, Inline, Jump, Loop, Node, Region, Seq, Try
+from zgcheck.events import Ev, Event, If, Inline, Jump, Loop, Node, Region, Seq, Try, walk
 from zgcheck.loops import is_accumulation_condition
 from zgcheck.recognize import ModuleFacts
 
@@ -35,6 +35,7 @@ class Token:
     wiped: tuple[int, int | None] | None = None
     bw: int | None = None
     env: frozenset = frozenset()
+    skipped: bool = False  # this iteration took the branch of an accumulation `if` without the step
 
 
 @dataclass
@@ -100,6 +101,7 @@ class Interpreter:
         self.wiped: set = set()
         self.stale: set = set()
         self.carried_wipes: set = set()
+        self._steps: dict[int, bool] = {}
 
     def analyse(self) -> Ordering:
         self.run(self.region.body, {Token()})
@@ -159,9 +161,23 @@ class Interpreter:
                 then_in.add(token)
             else:
                 else_in.add(token)
+        if node.accumulation:
+            then_steps, else_steps = self.steps_in(node.then), self.steps_in(node.orelse)
+            if else_steps and not then_steps:
+                then_in = {replace(t, skipped=True) for t in then_in}
+            if then_steps and not else_steps:
+                else_in = {replace(t, skipped=True) for t in else_in}
         result = self.run(node.then, then_in)
         result.merge(self.run(node.orelse, else_in))
         return self.limit(result)
+
+    def steps_in(self, node: Node) -> bool:
+        """Does this branch step our optimizer? (cached: branches are walked once)"""
+        cached = self._steps.get(id(node))
+        if cached is None:
+            cached = any(isinstance(n, Ev) and n.event.kind == "step" and n.event.opt == self.key for n in walk(node))
+            self._steps[id(node)] = cached
+        return cached
 
     def run_loop(self, node: Loop, tokens: set) -> Flow:
         head = set(tokens)
@@ -212,7 +228,7 @@ class Interpreter:
 
     @staticmethod
     def back_edge(token: Token) -> Token:
-        return replace(token, fresh=False, carried=token.carried or token.fresh, env=frozenset())
+        return replace(token, fresh=False, carried=token.carried or token.fresh, env=frozenset(), skipped=False)
 
     @staticmethod
     def loop_exit(token: Token) -> Token:
@@ -240,7 +256,7 @@ class Interpreter:
         if effect == "full":
             if token.fresh:
                 wiped = (event.id, token.bw)
-            if token.carried:
+            if token.carried or (token.fresh and token.skipped):
                 self.carried_wipes.add((event.id, token.bw))
         return replace(token, fresh=False, carried=False, stale_by=None, wiped=wiped)
 
