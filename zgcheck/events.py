@@ -27,6 +27,7 @@ class Event:
     models: tuple[str, ...] = ()  # models whose gradients a zero clears
     grad_base: str | None = None  # `p` of `p.grad = None` or of a manual update
     unknown: bool = False  # a zero whose target cannot be seen (clears "maybe")
+    weak: bool = False  # a "maybe" zero of `opt`: it is (re)built here, or steps an unseen closure
     closure: "Seq | None" = None  # events of the closure passed to step()
     closure_name: str = ""
     node: object = field(default=None, repr=False)

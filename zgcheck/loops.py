@@ -14,7 +14,7 @@ import libcst as cst
 
 from zgcheck.events import EMPTY, Ev, Event, If, Inline, Jump, Loop, Node, Region, Seq, Try, walk
 from zgcheck.parsing import ParsedModule
-from zgcheck.recognize import ModuleFacts, callee_name, last_name, receiver, squash
+from zgcheck.recognize import OPTIMIZER_CLASSES, ZERO_METHODS, FACTORY_RE, ModuleFacts, callee_name, receiver, squash
 
 INPLACE_UPDATES = frozenset({"add_", "sub_", "copy_", "addcdiv_", "addcmul_", "mul_", "lerp_"})
 GRAD_CLEARS = frozenset({"zero_", "fill_"})
@@ -113,7 +113,8 @@ class Extractor:
         if isinstance(stmt, cst.SimpleStatementLine):
             return list(self.small(stmt.body, ctx).items)
         if isinstance(stmt, cst.If):
-            return [self.if_node(stmt, ctx)]
+            node = self.if_node(stmt, ctx)
+            return [node] if node.then.items or node.orelse.items else []
         if isinstance(stmt, cst.For):
             return self.for_node(stmt, ctx)
         if isinstance(stmt, cst.While):
@@ -159,7 +160,8 @@ class Extractor:
         then = self.suite(stmt.body, then_ctx)
         orelse = EMPTY
         if isinstance(stmt.orelse, cst.If):
-            orelse = Seq((self.if_node(stmt.orelse, then_ctx),))
+            nested = self.if_node(stmt.orelse, then_ctx)
+            orelse = Seq((nested,)) if nested.then.items or nested.orelse.items else EMPTY
         elif isinstance(stmt.orelse, cst.Else):
             orelse = self.suite(stmt.orelse.body, then_ctx)
         if negated:
@@ -237,16 +239,20 @@ class Extractor:
         facts = self.facts
         if recv is None:
             helper = ctx.local_def(name) or facts.functions.get(name)
-            return self.inline(helper, call, ctx, skip_self=False) if helper else []
+            if helper:
+                return self.inline(helper, call, ctx, skip_self=False)
+            return [self.event("zero", call, ctx, unknown=True)] if "zero_grad" in name else []
         key = self.text(recv, ctx)
         if key == "self" and ctx.cls and (ctx.cls, name) in facts.methods:
             return self.inline(facts.methods[(ctx.cls, name)], call, ctx, skip_self=True)
-        if name == "zero_grad":
+        if name in ZERO_METHODS:
             if facts.is_optimizer(key):
-                return [self.synced(ctx, lambda c: self.event("zero", call, c, opt=facts.canon(key)))]
+                return [self.synced(ctx, key, lambda c: self.event("zero", call, c, opt=facts.canon(key)))]
             return [self.event("zero", call, ctx, models=(key,))]
+        if "zero_grad" in name and name != "zero_grad":  # self._zero_grad(), model.zero_grads()
+            return [self.event("zero", call, ctx, unknown=True)]
         if name in ("backward", "manual_backward"):
-            if key.startswith("super(") or facts.is_engine(key):
+            if key.startswith("super(") or facts.is_engine(key) or "dist_autograd" in key:
                 return []
             return [self.event("backward", call, ctx)]
         if name == "step":
@@ -256,7 +262,7 @@ class Extractor:
             if key == "xm" or facts.is_optimizer(target):
                 return [self.event("step", call, ctx, opt=facts.canon(target))]
             return []
-        if name in GRAD_CLEARS and re.search(r"\.grad(\.data)?$", key):
+        if name in GRAD_CLEARS and re.search(r"\.grad(\.data)?$", key) and _clears(call):
             return self.grad_clear(call, key.rsplit(".grad", 1)[0], ctx)
         if name in INPLACE_UPDATES:
             base = key[: -len(".data")] if key.endswith(".data") else key
@@ -291,13 +297,18 @@ class Extractor:
             closure_name = "lambda"
             closure = Seq(tuple(self.expr_events(closure_arg.body, ctx)))
         items: list[Node] = [Inline(closure)] if closure is not None else []
+        if closure is None and closure_arg is not None:
+            # A closure we cannot see (functools.partial, a callable object) may zero first.
+            items.append(self.synced(ctx, opt, lambda c: self.event("zero", call, c, opt=opt, weak=True)))
         step = lambda c: self.event("step", call, c, opt=opt, closure=closure, closure_name=closure_name)  # noqa: E731
-        return items + [self.synced(ctx, step)]
+        return items + [self.synced(ctx, opt, step)]
 
-    def synced(self, ctx: Context, make) -> Node:
-        """Inside ``accelerator.accumulate``, a prepared optimizer's step and zero_grad are
-        skipped together while accumulating: model them under one shared condition."""
-        if not ctx.accumulate:
+    def synced(self, ctx: Context, opt: str, make) -> Node:
+        """Inside ``accelerator.accumulate`` (and anywhere for an optimizer that Accelerate
+        prepared in a module that accumulates), step and zero_grad are skipped together
+        while accumulating: model them under one shared condition."""
+        prepared = self.facts.uses_accumulate and self.facts.canon(opt) in self.facts.prepared
+        if not (ctx.accumulate or prepared):
             return make(ctx)
         inner = replace(ctx, path=ctx.path + (("if", SYNC_CONDITION),))
         return If(SYNC_CONDITION, Seq((make(inner),)), EMPTY, True)
@@ -322,6 +333,12 @@ class Extractor:
     def assignment_events(self, small, ctx: Context) -> list[Node]:
         targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
         items: list[Node] = []
+        if isinstance(small.value, cst.Call):
+            # A new optimizer bound here: its parameters are often new too. Treat it as a
+            # possible reset rather than report gradients an old instance left behind.
+            rebound = [k for k in self.bound_names(targets, ctx) if self.facts.is_optimizer(k)]
+            if rebound and (self.builds_optimizer(small.value) or len(targets) == 1 or isinstance(targets[0], cst.Tuple)):
+                return [self.event("zero", small, ctx, opt=self.facts.canon(k), weak=True) for k in rebound]
         for target in targets:
             key = self.text(target, ctx)
             grad = re.match(r"(.+?)\.grad(\.data)?$", key)
@@ -335,6 +352,17 @@ class Extractor:
                 if re.search(pattern, self.text(small.value, ctx)):
                     items.append(self.event("manual", small, ctx, grad_base=base))
         return items
+
+    def bound_names(self, targets, ctx: Context) -> list[str]:
+        names: list[str] = []
+        for target in targets:
+            elements = target.elements if isinstance(target, (cst.Tuple, cst.List)) else [target]
+            names.extend(self.text(e.value if isinstance(e, cst.BaseElement) else e, ctx) for e in elements)
+        return names
+
+    def builds_optimizer(self, call: cst.Call) -> bool:
+        name = callee_name(call)
+        return name in OPTIMIZER_CLASSES or name in self.facts.custom_optimizers or bool(FACTORY_RE.match(name))
 
     # ----- helpers inlined at their call ----------------------------------------
     def inline(self, helper: cst.FunctionDef, call: cst.Call, ctx: Context, skip_self: bool) -> list[Node]:
@@ -354,6 +382,14 @@ class Extractor:
                 subst.append((name, value))
         inner = Context(path=ctx.path, cls=ctx.cls, stack=ctx.stack + (id(helper),), subst=tuple(subst), accumulate=ctx.accumulate)
         return [Inline(self.block(helper.body.body, inner))] if isinstance(helper.body, cst.IndentedBlock) else []
+
+
+def _clears(call: cst.Call) -> bool:
+    """`p.grad.zero_()` or `p.grad.fill_(0)`; `fill_(0.01)` in a test sets, it does not clear."""
+    if callee_name(call) == "zero_":
+        return True
+    value = call.args[0].value if call.args else None
+    return isinstance(value, (cst.Integer, cst.Float)) and float(value.value.replace("_", "")) == 0.0
 
 
 def _unless_eventless(loop: Loop) -> list[Node]:
@@ -422,10 +458,32 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts) -> list[Region]:
     for func, body in bodies:
         if id(func) in extractor.inlined or not body.items:
             continue
+        if not _runs_per_batch(func, body):
+            regions.append(_region(extractor, func.name.value, body))
+            continue
         loop_id = extractor.new_id()
         virtual = Loop(loop_id, _prefix_paths(body, loop_id), EMPTY, parsed.start(func)[0], virtual=True)
         regions.append(_region(extractor, func.name.value, Seq((virtual,))))
     return regions
+
+
+STEP_FUNCTION_RE = re.compile(r"train|step|fit|update|epoch|iter|batch|optimi[sz]e|closure|learn", re.I)
+
+
+def _runs_per_batch(func: cst.FunctionDef, body: Seq) -> bool:
+    """Is this function, never called in its module, a per-batch body (run again and again)?
+
+    Tests (``test_*``) and dunder methods run once. A function handed its optimizer as a
+    parameter is a helper whose caller may reset the gradients (timm's loss scaler), unless
+    its name says it is a training step."""
+    name = func.name.value
+    if name.startswith(("test", "_test")) or (name.startswith("__") and name.endswith("__")):
+        return False
+    params = {p.name.value for p in func.params.params}
+    stepped = {n.event.opt.split(".")[0].split("[")[0] for n in walk(body) if isinstance(n, Ev) and n.event.kind == "step" and n.event.opt}
+    if stepped & params and not STEP_FUNCTION_RE.search(name):
+        return False
+    return True
 
 
 def _prefix_paths(body: Seq, loop_id: int) -> Seq:

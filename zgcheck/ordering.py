@@ -73,7 +73,7 @@ def zero_effect(event: Event, key: str, facts: ModuleFacts) -> str | None:
         return "maybe" if (event.models or event.opt or event.unknown) else None
     if event.opt is not None:
         if event.opt == key:
-            return "full"
+            return "maybe" if event.weak else "full"
         return "maybe" if facts.is_uncertain(key) or facts.is_uncertain(event.opt) else None
     if event.unknown:
         return "maybe"
@@ -102,6 +102,12 @@ class Interpreter:
         self.stale: set = set()
         self.carried_wipes: set = set()
         self._steps: dict[int, bool] = {}
+        # Only conditions tested by two or more `if`s need remembering along a path.
+        seen: dict[str, int] = {}
+        for node in walk(region.body):
+            if isinstance(node, If):
+                seen[node.cond] = seen.get(node.cond, 0) + 1
+        self.correlated = {cond for cond, count in seen.items() if count > 1}
 
     def analyse(self) -> Ordering:
         self.run(self.region.body, {Token()})
@@ -152,7 +158,9 @@ class Interpreter:
 
     def run_if(self, node: If, tokens: set) -> Flow:
         then_in, else_in = set(), set()
-        for token in tokens:
+        if node.cond not in self.correlated:
+            then_in, else_in = set(tokens), set(tokens)
+        for token in tokens if node.cond in self.correlated else ():
             known = dict(token.env).get(node.cond)
             if known is None:
                 then_in.add(replace(token, env=token.env | {(node.cond, True)}))

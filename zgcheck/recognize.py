@@ -34,6 +34,8 @@ NOT_OPTIMIZER_TOKENS = frozenset(
      "args", "config", "cfg", "options", "option", "opts", "parser", "swa"}
 )
 PARAM_METHODS = frozenset({"parameters", "named_parameters"})
+ZERO_METHODS = frozenset({"zero_grad", "clear_grad", "clear_gradients"})
+OTHER_FRAMEWORKS = frozenset({"mxnet", "tensorflow", "jax", "flax", "paddle", "mindspore", "oneflow", "keras"})
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STRINGS = re.compile(r"'[^']*'|\"[^\"]*\"")
@@ -98,6 +100,9 @@ class ModuleFacts:
     param_sources: dict[str, frozenset[str]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     custom_optimizers: set[str] = field(default_factory=set)
+    prepared: set[str] = field(default_factory=set)
+    uses_accumulate: bool = False
+    other_framework: bool = False
     functions: dict[str, cst.FunctionDef] = field(default_factory=dict)
     methods: dict[tuple[str, str], cst.FunctionDef] = field(default_factory=dict)
 
@@ -153,6 +158,8 @@ class _FactCollector(cst.CSTVisitor):
         self.facts = facts
         self.classes: list[str] = []
         self.depth = 0
+        self.other_imports: set[str] = set()
+        self.torch_imported = False
 
     def text(self, node: cst.CSTNode) -> str:
         return squash(self.parsed.code(node))
@@ -181,13 +188,30 @@ class _FactCollector(cst.CSTVisitor):
         if isinstance(node.target, (cst.Name, cst.Attribute)):
             self.facts.loop_vars[self.text(node.target)] = self.text(node.iter)
 
+    def visit_Import(self, node: cst.Import) -> None:
+        for alias in node.names:
+            self._imported(self.text(alias.name))
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        if node.module is not None:
+            self._imported(self.text(node.module))
+
+    def _imported(self, module: str) -> None:
+        top = module.split(".")[0]
+        if top in OTHER_FRAMEWORKS:
+            self.other_imports.add(top)
+        elif top in ("torch", "lightning", "pytorch_lightning", "accelerate", "deepspeed", "timm", "transformers"):
+            self.torch_imported = True
+
     def visit_Call(self, node: cst.Call) -> None:
         name = callee_name(node)
         recv = receiver(node)
         if recv is None:
             return
         key = self.text(recv)
-        if name == "zero_grad":
+        if name == "accumulate":
+            self.facts.uses_accumulate = True
+        if name in ZERO_METHODS:
             self.facts.zeroed.add(key)
         elif name == "step":
             self.facts.stepped.add(key)
@@ -236,6 +260,8 @@ class _FactCollector(cst.CSTVisitor):
         elif callee == "prepare" and len(names) == len(call.args):
             for name, arg in zip(names, call.args):
                 facts.union(name, self.text(arg.value))
+            if "accelerator" in self.text(call.func).lower():
+                facts.prepared.update(names)
         elif "scheduler" in callee.lower() or "lr" in name_tokens(callee) or callee in ("make", "tqdm", "trange"):
             facts.not_optimizers.update(names)
 
@@ -253,13 +279,16 @@ class _FactCollector(cst.CSTVisitor):
 def collect_facts(parsed: ParsedModule) -> ModuleFacts:
     """One pass over the module collecting optimizers, ownership, aliases and helpers."""
     facts = ModuleFacts()
-    parsed.module.visit(_FactCollector(parsed, facts))
+    collector = _FactCollector(parsed, facts)
+    parsed.module.visit(collector)
+    # MXNet, Paddle, TensorFlow... have their own step/backward with other semantics.
+    facts.other_framework = bool(collector.other_imports) and not collector.torch_imported
     # Re-key everything on alias roots, so `opt = self.optimizer` shares what is known.
     owners: dict[str, frozenset[str] | None] = {}
     for key, found in facts.owners.items():
         root = facts.canon(key)
         owners[root] = found if owners.get(root) is None else owners[root] | (found or frozenset())
     facts.owners = owners
-    for name in ("optimizers", "not_optimizers", "engines", "scalers", "zeroed", "stepped"):
+    for name in ("optimizers", "not_optimizers", "engines", "scalers", "zeroed", "stepped", "prepared"):
         setattr(facts, name, {facts.canon(k) for k in getattr(facts, name)})
     return facts

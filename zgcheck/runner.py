@@ -20,6 +20,8 @@ def analyse_text(text: str, filename: str, settings: Settings) -> tuple[list[Dia
     if isinstance(parsed, FileProblem):
         return [], [parsed]
     facts = collect_facts(parsed)
+    if facts.other_framework:
+        return [], []
     regions = extract_regions(parsed, facts)
     orderings = [o for region in regions for o in analyse_region(region, facts)]
     ctx = RuleContext(filename, facts, regions, orderings)
@@ -69,3 +71,12 @@ def run(paths: Iterable[str], settings: Settings) -> Iterator[FileResult]:
     """Check files in order. (A process pool and a cache plug in here.)"""
     for path in paths:
         yield check_file(path, settings)
+
+
+def check_paths(paths: Iterable[str], settings: Settings | None = None) -> list[FileResult]:
+    """Discover and check files and folders, as `zgcheck check` does."""
+    from zgcheck.discovery import discover
+
+    found = discover(list(paths))
+    results = [FileResult(p.filename, problems=(p,)) for p in found.problems]
+    return results + list(run(found.files, settings or Settings()))

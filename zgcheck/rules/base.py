@@ -72,8 +72,12 @@ def guarded_in(occ: Ev, loop_id: int) -> bool:
     return index < len(occ.path) - 1
 
 
-def zeros_of(region: Region, key: str, facts: ModuleFacts) -> list[Ev]:
-    return [o for o in region.occurrences if zero_effect(o.event, key, facts) is not None]
+def zeros_of(region: Region, key: str, facts: ModuleFacts, weak: bool = True) -> list[Ev]:
+    """Zeros that may clear ``key``; ``weak=False`` leaves out (re)constructions."""
+    return [
+        o for o in region.occurrences
+        if zero_effect(o.event, key, facts) is not None and (weak or not o.event.weak)
+    ]
 
 
 def cite(event: Event | None) -> str:

@@ -39,7 +39,7 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
     seen: set[tuple[str, int]] = set()
     for ordering in ctx.optimizer_orderings():
         region, key = ordering.region, ordering.key
-        zeros = [z for z in zeros_of(region, key, ctx.facts)]
+        zeros = [z for z in zeros_of(region, key, ctx.facts, weak=False)]
         for step, _by, backward, loop, zeros_in_loop in stale_findings(ctx, ordering):
             outside = [z for z in zeros if not inside(z, loop)]
             if zeros_in_loop or not outside or (key, loop) in seen:

@@ -51,7 +51,7 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
             loop = innermost_loop(zero)
             if loop is None or region.loops[loop].virtual or guarded_in(zero, loop):
                 continue
-            guarded = [(s, accumulation_condition(s, loop)) for s in steps if ("loop", loop) in s.path]
+            guarded = [(s, accumulation_condition(s, loop)) for s in steps if innermost_loop(s) == loop]
             step, cond = next(((s, c) for s, c in guarded if c), (None, None))
             if step is None:
                 continue

@@ -1,0 +1,85 @@
+"""The human report: `path:line:col: CODE message`, a code frame marking the events, a summary.
+
+rich is used only here (and in the CLI); colour is off when the stream is not a
+terminal or NO_COLOR is set (rich's own rules).
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+from zgcheck.diagnostics import Diagnostic, FileResult
+from zgcheck.reporting import RunReport
+
+LABELS = {"zero": "zero", "backward": "backward", "step": "step", "manual": "update", "zero_ref": "not called"}
+
+
+def _relative(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def _frame(diag: Diagnostic, lines: tuple[str, ...]) -> list[tuple[int, str, str]]:
+    marks: dict[int, str] = {}
+    for event in diag.related:
+        marks.setdefault(event.line, LABELS.get(event.label, event.label))
+    marks[diag.location.row] = marks.get(diag.location.row, "here")
+    rows = []
+    for number in sorted(marks):
+        if 1 <= number <= len(lines):
+            rows.append((number, lines[number - 1].rstrip(), marks[number]))
+    return rows
+
+
+def write_text(report: RunReport, stream, full: bool = True, color: bool | None = None) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(file=stream, highlight=False, soft_wrap=True, force_terminal=color, no_color=(color is False) or None)
+    for problem in report.all_problems:
+        where = f"{_relative(problem.filename)}:{problem.row}:{problem.column}:" if problem.row else f"{_relative(problem.filename)}:"
+        console.print(Text.assemble((where, "bold"), " ", ("error", "bold red"), f": {problem.message}"))
+    for result in report.results:
+        for diag in result.diagnostics:
+            _print_diagnostic(console, diag, result, full)
+    _summary(console, report)
+
+
+def _print_diagnostic(console, diag: Diagnostic, result: FileResult, full: bool) -> None:
+    from rich.text import Text
+
+    where = f"{_relative(diag.filename)}:{diag.location.row}:{diag.location.column}:"
+    console.print(Text.assemble((where, "bold"), " ", (diag.code, "bold red"), " ", diag.message))
+    if not full or not result.source_lines:
+        return
+    rows = _frame(diag, result.source_lines)
+    width = len(str(rows[-1][0])) if rows else 1
+    previous = None
+    for number, line, label in rows:
+        if previous is not None and number > previous + 1:
+            console.print(Text(" " * width + " ┆", style="dim"))
+        style = "bold red" if number == diag.location.row else "cyan"
+        console.print(Text.assemble((f"{number:>{width}} │ ", "dim"), line, "  ", (f"← {label}", style)))
+        previous = number
+    console.print()
+
+
+def _summary(console, report: RunReport) -> None:
+    counts = Counter(d.code for d in report.diagnostics)
+    checked = len(report.results)
+    problems = len(report.all_problems)
+    if not counts and not problems:
+        console.print(f"All checks passed ({checked} file{'s' if checked != 1 else ''} checked).")
+        return
+    files = len({d.filename for d in report.diagnostics})
+    total = sum(counts.values())
+    parts = ", ".join(f"{code} ×{n}" for code, n in sorted(counts.items()))
+    line = f"Found {total} finding{'s' if total != 1 else ''} in {files} file{'s' if files != 1 else ''} ({checked} checked)"
+    if parts:
+        line += f": {parts}"
+    if problems:
+        line += f"; {problems} file{'s' if problems != 1 else ''} could not be analysed"
+    console.print(line + ".")
