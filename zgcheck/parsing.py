@@ -38,10 +38,25 @@ def parse(filename: str, text: str) -> ParsedModule | FileProblem:
     try:
         module = cst.parse_module(text)
     except cst.ParserSyntaxError as exc:
-        first = str(exc.message).strip().splitlines()[0] if exc.message else "invalid syntax"
-        return FileProblem(filename, "syntax", f"syntax error: {first}", exc.raw_line, exc.raw_column + 1)
+        return _syntax_problem(filename, text, exc)
     except RecursionError:
         return FileProblem(filename, "syntax", "code is nested too deeply to parse")
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     positions = wrapper.resolve(PositionProvider)
     return ParsedModule(module, dict(positions))
+
+
+def _syntax_problem(filename: str, text: str, exc: Exception) -> FileProblem:
+    """CPython's own message and position are clearer than LibCST's; use them when it agrees."""
+    import ast
+
+    try:
+        ast.parse(text, filename)
+    except SyntaxError as err:
+        line, col = err.lineno or 1, err.offset or 1
+        return FileProblem(filename, "syntax", f"syntax error: {err.msg}", line, col)
+    except (ValueError, RecursionError, MemoryError) as err:
+        return FileProblem(filename, "syntax", f"cannot parse: {err}")
+    message = str(getattr(exc, "message", exc)).strip().splitlines()
+    line, col = getattr(exc, "raw_line", 1), getattr(exc, "raw_column", 0) + 1
+    return FileProblem(filename, "syntax", f"syntax not supported by the parser: {message[0] if message else exc}", line, col)

@@ -5,6 +5,7 @@ A file that cannot be read or decoded becomes a :class:`FileProblem` value.
 from __future__ import annotations
 
 import io
+import re
 import tokenize
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from zgcheck.diagnostics import FileProblem
 # Files above this size are almost never hand-written training code; parsing them
 # would stall a pre-commit run, so they are reported and skipped.
 MAX_BYTES = 20 * 1024 * 1024
+COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.M)
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,10 @@ def decode(path: str, data: bytes) -> Source | FileProblem:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
-        return FileProblem(path, "decode", f"bad coding declaration: {exc.msg if hasattr(exc, 'msg') else exc}")
+        head = b"\n".join(data.splitlines()[:2])
+        if COOKIE.search(head):
+            return FileProblem(path, "decode", f"bad coding declaration: {getattr(exc, 'msg', exc)}")
+        encoding = "utf-8"  # no cookie: the bytes themselves are not UTF-8, said below
     bom = data.startswith(b"\xef\xbb\xbf")
     try:
         text = data.decode("utf-8-sig" if bom else encoding)

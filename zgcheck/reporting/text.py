@@ -76,6 +76,9 @@ def _summary(console, report: RunReport) -> None:
         return
     files = len({d.filename for d in report.diagnostics})
     total = sum(counts.values())
+    if not total:
+        console.print(f"No findings ({checked} checked); {problems} file{'s' if problems != 1 else ''} could not be analysed.")
+        return
     parts = ", ".join(f"{code} ×{n}" for code, n in sorted(counts.items()))
     line = f"Found {total} finding{'s' if total != 1 else ''} in {files} file{'s' if files != 1 else ''} ({checked} checked)"
     if parts:

@@ -1,0 +1,85 @@
+"""Messages name the optimizer and the events with their lines, as the guide asks."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from zgcheck import check_source
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def only(text: str):
+    result = check_source(text, "t.py")
+    assert len(result.diagnostics) == 1, result.diagnostics
+    return result.diagnostics[0]
+
+
+def test_tutorial_seed_reports_one_zg002_naming_backward_and_step():
+    path = FIXTURES / "zg002" / "tutorial_seed.py"
+    text = path.read_text()
+    diag = only(text)
+    lines = text.splitlines()
+    zero_line = next(i for i, l in enumerate(lines, 1) if "zero_grad()" in l)
+    backward_line = next(i for i, l in enumerate(lines, 1) if ".backward()" in l)
+    step_line = next(i for i, l in enumerate(lines, 1) if ".step()" in l)
+    assert diag.code == "ZG002" and diag.location.row == zero_line
+    assert f"(line {backward_line})" in diag.message and f"(line {step_line})" in diag.message
+
+
+def test_zero_grad_without_call_is_named():
+    text = """
+import torch
+model = torch.nn.Linear(1, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for x in range(3):
+    optimizer.zero_grad
+    model(torch.ones(1)).sum().backward()
+    optimizer.step()
+"""
+    diag = only(text)
+    assert diag.code == "ZG001" and diag.location.row == 6
+    assert "referenced but never called" in diag.message
+
+
+def test_zg001_message_names_step_and_backward():
+    text = """
+import torch
+model = torch.nn.Linear(1, 1)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for x in range(3):
+    model(torch.ones(1)).sum().backward()
+    opt.step()
+"""
+    diag = only(text)
+    assert diag.code == "ZG001" and diag.location.row == 7
+    assert "opt.step() (line 7)" in diag.message and "(line 6)" in diag.message and diag.optimizer == "opt"
+
+
+def test_rl_env_step_and_scheduler_are_not_optimizers():
+    text = """
+import torch
+policy = torch.nn.Linear(4, 2)
+optimizer = torch.optim.Adam(policy.parameters())
+scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 10)
+for episode in range(10):
+    obs = env.reset()
+    action = policy(obs).argmax()
+    obs, reward, done, info = env.step(action)
+    loss = -reward * policy(obs).sum()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    ema.step()
+"""
+    assert check_source(text, "t.py").diagnostics == ()
+
+
+def test_files_without_training_code_are_not_parsed(monkeypatch):
+    import zgcheck.runner as runner
+
+    def boom(*args, **kwargs):
+        raise AssertionError("parsed a file that cannot hold a training loop")
+
+    monkeypatch.setattr(runner, "analyse_text", boom)
+    assert check_source("def f(x):\n    return x + 1\n", "t.py").diagnostics == ()
