@@ -25,6 +25,27 @@ class RelatedEvent:
 
 
 @dataclass(frozen=True)
+class Edit:
+    """Replace the text from ``location`` to ``end_location`` (exclusive) by ``content``.
+
+    Same shape as ruff's JSON edits; an insertion has equal locations."""
+
+    content: str
+    location: Location
+    end_location: Location
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A proposed rewrite: ``applicability`` is "safe" (applied by --fix) or "unsafe"
+    (applied only with --unsafe-fixes)."""
+
+    applicability: str
+    message: str
+    edits: tuple[Edit, ...]
+
+
+@dataclass(frozen=True)
 class Diagnostic:
     """One finding of one rule at one place in one file."""
 
@@ -35,7 +56,7 @@ class Diagnostic:
     end_location: Location
     optimizer: str = ""
     related: tuple[RelatedEvent, ...] = ()
-    fix: object | None = None
+    fix: Fix | None = None
 
     @property
     def line(self) -> int:
