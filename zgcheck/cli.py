@@ -8,6 +8,7 @@ import sys
 import click
 
 from zgcheck import __version__
+from zgcheck.cache import DEFAULT_DIR as DEFAULT_CACHE_DIR
 from zgcheck.settings import Settings, SettingsError
 
 
@@ -27,11 +28,16 @@ def main() -> None:
 @click.option("--ignore", multiple=True, help="Rule codes to disable.")
 @click.option("--output-format", "-o", "output_format", type=click.Choice(["full", "concise", "json"]), default="full", show_default=True)
 @click.option("--color/--no-color", default=None, help="Force colour on or off (default: only on a terminal, never with NO_COLOR).")
-def check(paths: tuple[str, ...], select: tuple[str, ...], ignore: tuple[str, ...], output_format: str, color: bool | None) -> None:
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Worker processes for big runs (default: all cores).")
+@click.option("--no-cache", is_flag=True, help="Check every file again; neither read nor write the cache.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=DEFAULT_CACHE_DIR, show_default=True,
+              envvar="ZGCHECK_CACHE_DIR", help="Where results of unchanged files are kept.")
+def check(paths: tuple[str, ...], select: tuple[str, ...], ignore: tuple[str, ...], output_format: str, color: bool | None,
+          jobs: int | None, no_cache: bool, cache_dir: str) -> None:
     """Check PATHS (files or folders, default: the current folder)."""
     from zgcheck.discovery import discover
     from zgcheck.reporting import RunReport, render
-    from zgcheck.runner import run
+    from zgcheck.runner import default_jobs, run
 
     try:
         settings = Settings.from_options(_codes(select), _codes(ignore))
@@ -39,7 +45,8 @@ def check(paths: tuple[str, ...], select: tuple[str, ...], ignore: tuple[str, ..
         click.echo(f"zgcheck: error: {exc}", err=True)
         sys.exit(2)
     found = discover(paths or (".",))
-    report = RunReport(results=list(run(found.files, settings)), problems=found.problems)
+    results = run(found.files, settings, jobs or default_jobs(), None if no_cache else cache_dir)
+    report = RunReport(results=list(results), problems=found.problems)
     render(report, output_format, sys.stdout, color=color)
     sys.exit(report.return_code)
 
