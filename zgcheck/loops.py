@@ -175,7 +175,10 @@ class Extractor:
             inner = self.bind_param_loop(stmt, inner)
         body = self.suite(stmt.body, inner)
         orelse = self.suite(stmt.orelse.body, ctx) if stmt.orelse else EMPTY
-        return Loop(loop_id, body, orelse, self.parsed.start(stmt)[0], infinite=infinite)
+        # An eventless loop is dropped by the caller; not asking for its line spares
+        # resolving positions in code that has nothing to do with gradients.
+        eventful = any(isinstance(n, Ev) for part in (body, orelse) for n in walk(part))
+        return Loop(loop_id, body, orelse, self.parsed.start(stmt)[0] if eventful else 0, infinite=infinite)
 
     def bind_param_loop(self, stmt: cst.For, ctx: Context) -> Context:
         target = stmt.target
@@ -419,24 +422,29 @@ def _is_generator(func: cst.FunctionDef) -> bool:
 
 
 # ----- regions -------------------------------------------------------------------
-def _function_defs(module: cst.Module):
-    """Every function with the class it belongs to (``None`` for plain functions)."""
+# The fields through which statements nest: a `def` is always a statement, so walking
+# these (and never expressions) finds every function at a fraction of a full visit.
+_NESTING = ("body", "handlers", "orelse", "finalbody", "cases")
+
+
+def _function_defs(module: cst.Module) -> list[tuple[cst.FunctionDef, str | None]]:
+    """Every function with the class it belongs to (``None`` for plain functions), in
+    source order (the order a CSTVisitor would see them)."""
     found: list[tuple[cst.FunctionDef, str | None]] = []
 
-    class Finder(cst.CSTVisitor):
-        classes: list[str] = []
+    def visit(node: cst.CSTNode, cls: str | None) -> None:
+        if isinstance(node, cst.FunctionDef):
+            found.append((node, cls))
+        elif isinstance(node, cst.ClassDef):
+            cls = node.name.value
+        for field_name in _NESTING:
+            value = getattr(node, field_name, None)
+            for child in value if isinstance(value, (list, tuple)) else (value,):
+                if isinstance(child, cst.CSTNode) and not isinstance(child, cst.BaseSmallStatement):
+                    visit(child, cls)
 
-        def visit_ClassDef(self, node: cst.ClassDef) -> None:
-            self.classes.append(node.name.value)
-
-        def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
-            self.classes.pop()
-
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-            found.append((node, self.classes[-1] if self.classes else None))
-
-    Finder.classes = []
-    module.visit(Finder())
+    for stmt in module.body:
+        visit(stmt, None)
     return found
 
 
@@ -462,7 +470,9 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts) -> list[Region]:
             regions.append(_region(extractor, func.name.value, body))
             continue
         loop_id = extractor.new_id()
-        virtual = Loop(loop_id, _prefix_paths(body, loop_id), EMPTY, parsed.start(func)[0], virtual=True)
+        # As in Extractor.loop: the line of a body without events is never shown.
+        line = parsed.start(func)[0] if any(isinstance(n, Ev) for n in walk(body)) else 0
+        virtual = Loop(loop_id, _prefix_paths(body, loop_id), EMPTY, line, virtual=True)
         regions.append(_region(extractor, func.name.value, Seq((virtual,))))
     return regions
 

@@ -13,6 +13,10 @@ from zgcheck.sources import decode, might_hold_training_code, read_bytes
 
 def analyse_text(text: str, filename: str, settings: Settings) -> tuple[list[Diagnostic], list[FileProblem]]:
     """Parse and analyse decoded source; syntax errors come back as problems."""
+    from zgcheck.parsing import might_have_events
+
+    if not might_have_events(text):
+        return [], []  # decided without importing LibCST
     from zgcheck.loops import extract_regions
     from zgcheck.ordering import analyse_region
     from zgcheck.parsing import parse
