@@ -1,0 +1,74 @@
+"""The run over many files: a process pool gives exactly the serial results, in order."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from zgcheck import runner
+from zgcheck.cli import main
+from zgcheck.parsing import might_have_events
+from zgcheck.settings import Settings
+from test_cli import BUG, CLEAN
+
+LIBRARY = "def helper(x):\n    return [i * 2 for i in range(x)]\n"
+MENTION = '"""Kept for backward compatibility."""\ndef advance(step=1):\n    return step\n'
+
+
+def make_tree(root: Path, count: int = 40) -> list[str]:
+    """Files of every kind, enough candidates for the pool to start."""
+    kinds = [BUG, CLEAN, LIBRARY, MENTION, "def broken(:\n    loss.backward()\n    opt.step()\n"]
+    paths = []
+    for i in range(count):
+        path = root / f"m{i:03d}.py"
+        path.write_text(kinds[i % len(kinds)])
+        paths.append(str(path))
+    return paths
+
+
+def test_enough_candidates_for_the_pool(tmp_path):
+    paths = make_tree(tmp_path)
+    candidates = [p for p in paths if runner.might_hold_training_code(Path(p).read_bytes())]
+    assert len(candidates) >= runner.PARALLEL_MIN
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_parallel_results_equal_serial_in_the_same_order(tmp_path, jobs):
+    paths = make_tree(tmp_path)
+    serial = list(runner.run(paths, Settings(), jobs=1))
+    parallel = list(runner.run(paths, Settings(), jobs=jobs))
+    assert [r.filename for r in parallel] == paths
+    assert parallel == serial
+    assert any(r.diagnostics for r in serial) and any(r.problems for r in serial)
+
+
+def test_parallel_cli_output_is_byte_identical(tmp_path):
+    make_tree(tmp_path)
+    outputs = set()
+    for jobs in ("1", "2", "4"):
+        for fmt in ("full", "json"):
+            result = CliRunner().invoke(main, ["check", "--no-cache", "-j", jobs, "-o", fmt, "--no-color", str(tmp_path)])
+            assert result.exit_code == 1
+            outputs.add((fmt, result.output))
+    assert len(outputs) == 2  # one text and one JSON output, whatever the worker count
+
+
+def test_jobs_must_be_positive(tmp_path):
+    result = CliRunner().invoke(main, ["check", "-j", "0", str(tmp_path)])
+    assert result.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        pytest.param("loss.backward()\noptimizer.step()\n", True, id="step-call"),
+        pytest.param("p.data -= p.grad\n", True, id="grad-attribute"),
+        pytest.param("xm.optimizer_step(opt)\n", True, id="xla-step"),
+        pytest.param(MENTION, False, id="words-only"),
+        pytest.param("# backward step .grad\nx = 1\n", False, id="comment-only"),
+        pytest.param("def broken(:\n    opt.step()\n", True, id="syntax-error-goes-on"),
+    ],
+)
+def test_ast_prefilter(text, expected):
+    assert might_have_events(text) is expected
