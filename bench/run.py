@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -23,7 +24,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gen import generate_tree  # noqa: E402
+from gen import generate_tree, library_module, training_module  # noqa: E402
 
 # A tool whose first run takes longer than this is run once per tree, not --reps times.
 SLOW_SECONDS = 30.0
@@ -35,14 +36,29 @@ def _tool(name: str) -> str | None:
     return local if os.access(local, os.X_OK) else shutil.which(name)
 
 
-def _timed(cmd: list[str], cwd: str) -> tuple[float, float, int]:
-    """Wall seconds, CPU seconds (user+sys of the whole tree) and exit code of one run."""
+def _timed(cmd: list[str], cwd: str, sample: bool = False) -> tuple[float, float, int, int]:
+    """Wall seconds, CPU seconds (user+sys of the whole tree), exit code and, when
+    ``sample``, the peak summed RSS of the process tree (bytes; sampled every 50 ms)."""
+    done, peak = threading.Event(), [0]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def sampler() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            done.wait(0.05)
+
+    thread = threading.Thread(target=sampler) if sample else None
+    if thread:
+        thread.start()
+    # wait4, not poll(): its rusage covers the child and every descendant it reaped.
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
+    done.set()
+    if thread:
+        thread.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_utime + usage.ru_stime, proc.returncode
+    return wall, usage.ru_utime + usage.ru_stime, proc.returncode, peak[0]
 
 
 def _tree_rss(root: int) -> int:
@@ -73,23 +89,6 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def _peak_rss(cmd: list[str], cwd: str) -> int:
-    """Peak summed RSS of a run's process tree, sampled in a separate, untimed run."""
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    peak = [0]
-
-    def sample() -> None:
-        while proc.poll() is None:
-            peak[0] = max(peak[0], _tree_rss(proc.pid))
-            time.sleep(0.02)
-
-    thread = threading.Thread(target=sample)
-    thread.start()
-    proc.wait()
-    thread.join()
-    return peak[0]
-
-
 def _commands(tree: str, cache: str) -> dict[str, list[str] | None]:
     """The contenders; None when a tool is not installed."""
     ruff, preflight = _tool("ruff"), _tool("torch-preflight")
@@ -101,25 +100,31 @@ def _commands(tree: str, cache: str) -> dict[str, list[str] | None]:
     }
 
 
-def bench_tree(tree: str, reps: int, label: str, skip: set[str]) -> None:
+def bench_tree(tree: str, label: str, skip: set[str], reps: int) -> None:
     """Time every tool on ``tree``, alternating, and print a markdown table."""
     cache = tempfile.mkdtemp(prefix="zgcheck-bench-cache-")
     commands = {k: v for k, v in _commands(tree, cache).items() if k not in skip}
     subprocess.run(commands["zgcheck warm"], stdout=subprocess.DEVNULL, check=False)  # fill the cache
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name, cmd in commands.items() if cmd}
-    broken: dict[str, str] = {name: "not installed" for name, cmd in commands.items() if not cmd}
-    broken.update({name: "skipped (--skip)" for name in sorted(skip)})
-    for rep in range(reps):
-        for name in list(runs):
-            if rep and runs[name] and runs[name][0][0] > SLOW_SECONDS:
-                continue  # too slow to repeat: one run is reported as is
-            wall, cpu, code = _timed(commands[name], os.getcwd())
+    broken = {name: "not installed" for name, cmd in commands.items() if not cmd}
+    broken.update({name: "left out (see note)" for name in sorted(skip)})
+    peaks: dict[str, int] = {}
+    once: set[str] = set()
+    # Round 0 is a warm-up that also samples memory (sampling would disturb timings); a
+    # tool slower than SLOW_SECONDS keeps that one run as its only timing.
+    for rep in range(reps + 1):
+        for name in [n for n in runs if n not in once]:
+            wall, cpu, code, peak = _timed(commands[name], os.getcwd(), sample=(rep == 0))
             if code not in (0, 1):
                 broken[name] = f"exit code {code}"
                 del runs[name]
-                continue
-            runs[name].append((wall, cpu))
-    peaks = {name: _peak_rss(commands[name], os.getcwd()) for name in runs}
+            elif rep == 0:
+                peaks[name] = peak
+                if wall > SLOW_SECONDS:
+                    once.add(name)
+                    runs[name].append((wall, cpu))
+            else:
+                runs[name].append((wall, cpu))
     _print_table(label, runs, peaks, broken)
     shutil.rmtree(cache, ignore_errors=True)
 
@@ -143,11 +148,11 @@ def _print_table(label: str, runs: dict, peaks: dict, broken: dict) -> None:
 def bench_one_file(reps: int) -> None:
     """The pre-commit case: one training file, against the cost of `import libcst`."""
     folder = tempfile.mkdtemp(prefix="zgcheck-bench-one-")
-    generate_tree(folder, 40, seed=3)
-    training = next(os.path.join(d, f) for d, _, fs in sorted(os.walk(folder)) for f in sorted(fs)
-                    if "loss.backward()" in open(os.path.join(d, f), encoding="utf-8").read())
-    library = next(os.path.join(d, f) for d, _, fs in sorted(os.walk(folder)) for f in sorted(fs)
-                   if "backward" not in open(os.path.join(d, f), encoding="utf-8").read())
+    rng = random.Random(3)
+    training, library = os.path.join(folder, "train.py"), os.path.join(folder, "utils.py")
+    for path, text in ((training, training_module(rng)), (library, library_module(rng))):
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(text)
     commands = {
         "python -c 'import libcst' (floor)": [sys.executable, "-c", "import libcst"],
         "zgcheck, one training file, --no-cache": [sys.executable, "-m", "zgcheck", "check", "--no-cache", training],
@@ -174,20 +179,25 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,1000,10000", help="generated tree sizes (files)")
     parser.add_argument("--reps", type=int, default=5, help="timed runs per tool (alternating)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--preflight-max-files", type=int, default=1000,
+                        help="leave torch-preflight out on bigger trees (it needs minutes per 1,000 files)")
     parser.add_argument("--skip", default="", help="comma-separated tools to leave out: ruff, torch-preflight")
     args = parser.parse_args()
     skip = {name for name in args.skip.split(",") if name}
     _describe_machine()
     bench_one_file(args.reps)
     if args.tree:
-        bench_tree(args.tree, args.reps, f"{args.tree}", skip)
+        bench_tree(args.tree, label=args.tree, skip=skip, reps=args.reps)
         return
     for size in (int(s) for s in args.sizes.split(",")):
         folder = tempfile.mkdtemp(prefix=f"zgcheck-bench-{size}-")
         counts = generate_tree(folder, size, args.seed)
+        too_big = {"torch-preflight"} if size > args.preflight_max_files else set()
+        if too_big:
+            print(f"\nnote: torch-preflight is left out on {size:,} files (> --preflight-max-files {args.preflight_max_files:,})")
         lines = sum(open(os.path.join(d, f), encoding="utf-8").read().count("\n") for d, _, fs in os.walk(folder) for f in fs)
-        bench_tree(folder, args.reps, f"{size:,} files, {lines:,} lines ({counts['training']} training, "
-                                      f"{counts['mentions']} other prefilter hits)", skip)
+        label = f"{size:,} files, {lines:,} lines ({counts['training']} training, {counts['mentions']} other prefilter hits)"
+        bench_tree(folder, label=label, skip=skip | too_big, reps=min(args.reps, 3) if size >= 10_000 else args.reps)
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -63,6 +63,7 @@ def check_file(path: str, settings: Settings) -> FileResult:
 
 
 def _guarded(filename: str, work, text: str) -> FileResult:
+    """Run ``work`` for one file; a crash becomes that file's problem, never the run's."""
     try:
         diagnostics, problems = work()
     except RecursionError:
@@ -124,13 +125,18 @@ def _analyse_all(candidates: list[_Candidate], settings: Settings, jobs: int) ->
     if jobs <= 1 or len(work) < PARALLEL_MIN:
         return _check_chunk(work, settings)
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     # Several chunks per worker balance uneven files; chunks amortise pickling overhead.
     size = max(1, min(16, len(work) // (jobs * 4)))
     chunks = [work[i:i + size] for i in range(0, len(work), size)]
-    with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as pool:
-        done = pool.map(_check_chunk, chunks, [settings] * len(chunks))
-        return [result for chunk in done for result in chunk]
+    try:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as pool:
+            done = pool.map(_check_chunk, chunks, [settings] * len(chunks))
+            return [result for chunk in done for result in chunk]
+    except (BrokenProcessPool, OSError):
+        # No processes here (sandbox, no /dev/shm) or a worker died: slower, same answer.
+        return _check_chunk(work, settings)
 
 
 def default_jobs() -> int:
