@@ -27,11 +27,19 @@ def main() -> None:
 @click.option("--ignore", multiple=True, help="Rule codes to disable.")
 @click.option("--output-format", "-o", "output_format", type=click.Choice(["full", "concise", "json"]), default="full", show_default=True)
 @click.option("--color/--no-color", default=None, help="Force colour on or off (default: only on a terminal, never with NO_COLOR).")
-def check(paths: tuple[str, ...], select: tuple[str, ...], ignore: tuple[str, ...], output_format: str, color: bool | None) -> None:
+@click.option("--fix", is_flag=True, help="Apply safe fixes.")
+@click.option("--unsafe-fixes", is_flag=True, help="Also apply (or count) fixes that need a judgement call.")
+@click.option("--diff", is_flag=True, help="Print a diff of what --fix would do; write nothing.")
+@click.option("--fix-only", is_flag=True, help="Apply fixes; report only what is left (no findings in the exit code).")
+@click.option("--show-fixes", is_flag=True, help="List what was fixed.")
+@click.option("--exit-non-zero-on-fix", is_flag=True, help="Exit 1 when a fix was applied, even if nothing is left.")
+def check(paths: tuple[str, ...], select: tuple[str, ...], ignore: tuple[str, ...], output_format: str,
+          color: bool | None, fix: bool, unsafe_fixes: bool, diff: bool, fix_only: bool, show_fixes: bool,
+          exit_non_zero_on_fix: bool) -> None:
     """Check PATHS (files or folders, default: the current folder)."""
     from zgcheck.discovery import discover
     from zgcheck.reporting import RunReport, render
-    from zgcheck.runner import run
+    from zgcheck.runner import FixMode, run
 
     try:
         settings = Settings.from_options(_codes(select), _codes(ignore))
@@ -39,9 +47,19 @@ def check(paths: tuple[str, ...], select: tuple[str, ...], ignore: tuple[str, ..
         click.echo(f"zgcheck: error: {exc}", err=True)
         sys.exit(2)
     found = discover(paths or (".",))
-    report = RunReport(results=list(run(found.files, settings)), problems=found.problems)
-    render(report, output_format, sys.stdout, color=color)
-    sys.exit(report.return_code)
+    mode = FixMode(unsafe=unsafe_fixes, write=not diff) if (fix or fix_only or diff) else None
+    report = RunReport(results=list(run(found.files, settings, mode)), problems=found.problems,
+                       unsafe_fixes=unsafe_fixes, fix_mode=bool(mode))
+    if diff:
+        sys.stdout.write("".join(r.diff for r in report.results))
+        for note in report.fix_notes:
+            click.echo(note, err=True)
+        sys.exit(1 if any(r.diff for r in report.results) else 0)
+    render(report, output_format, sys.stdout, color=color, show_fixes=show_fixes)
+    code = 0 if fix_only and not report.all_problems else report.return_code
+    if exit_non_zero_on_fix and report.fixed:
+        code = max(code, 1)
+    sys.exit(code)
 
 
 @main.command()

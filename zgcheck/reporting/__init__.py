@@ -12,6 +12,16 @@ class RunReport:
 
     results: list[FileResult] = field(default_factory=list)
     problems: list[FileProblem] = field(default_factory=list)
+    unsafe_fixes: bool = False
+    fix_mode: bool = False
+
+    @property
+    def fixed(self) -> list[Diagnostic]:
+        return [d for r in self.results for d in r.fixed]
+
+    @property
+    def fix_notes(self) -> list[str]:
+        return [f"{r.filename}: {r.fix_note}" for r in self.results if r.fix_note]
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
@@ -29,7 +39,7 @@ class RunReport:
 FORMATS = ("full", "concise", "json")
 
 
-def render(report: RunReport, fmt: str, stream, color: bool | None = None) -> None:
+def render(report: RunReport, fmt: str, stream, color: bool | None = None, show_fixes: bool = False) -> None:
     if fmt == "json":
         from zgcheck.reporting.json_format import write_json
 
@@ -37,4 +47,4 @@ def render(report: RunReport, fmt: str, stream, color: bool | None = None) -> No
     else:
         from zgcheck.reporting.text import write_text
 
-        write_text(report, stream, full=(fmt == "full"), color=color)
+        write_text(report, stream, full=(fmt == "full"), color=color, show_fixes=show_fixes)

@@ -8,6 +8,24 @@ from zgcheck.diagnostics import Diagnostic, FileProblem
 from zgcheck.reporting import RunReport
 
 
+def fix_json(fix) -> dict | None:
+    """A Fix as ruff writes it: applicability, message and edits."""
+    if fix is None:
+        return None
+    return {
+        "applicability": fix.applicability,
+        "edits": [
+            {
+                "content": e.content,
+                "end_location": {"column": e.end_location.column, "row": e.end_location.row},
+                "location": {"column": e.location.column, "row": e.location.row},
+            }
+            for e in fix.edits
+        ],
+        "message": fix.message,
+    }
+
+
 def _diagnostic(diag: Diagnostic) -> dict:
     from zgcheck.rules import RULES_BY_CODE
 
@@ -17,7 +35,7 @@ def _diagnostic(diag: Diagnostic) -> dict:
         "code": diag.code,
         "end_location": {"column": diag.end_location.column, "row": diag.end_location.row},
         "filename": os.path.abspath(diag.filename),
-        "fix": diag.fix,
+        "fix": fix_json(diag.fix),
         "location": {"column": diag.location.column, "row": diag.location.row},
         "message": diag.message,
         "noqa_row": diag.location.row,
