@@ -117,7 +117,11 @@ class FixPlanner:
         return Edit(body, Location(row, 1), Location(row, 1))
 
     def delete(self, stmt: Statement) -> Edit:
-        return Edit("", Location(stmt.first, 1), Location(stmt.last + 1, 1))
+        end = stmt.last + 1
+        blank = lambda row: 1 <= row <= len(self._lines) and not self._lines[row - 1].strip()  # noqa: E731
+        if blank(stmt.first - 1) and blank(end):
+            end += 1  # do not leave two blank lines where the statement stood between them
+        return Edit("", Location(stmt.first, 1), Location(end, 1))
 
     def move_after(self, moved: Statement, anchor: Statement) -> tuple[Edit, Edit]:
         """Delete ``moved`` (with the comment lines attached above it) and re-insert it,
