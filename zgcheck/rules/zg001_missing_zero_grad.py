@@ -67,7 +67,7 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 f"call {key}.zero_grad() once per step"
             )
             yield ctx.diagnostic("ZG001", step.event, message, key, (backward, step.event),
-                                 fix=ctx.fixes.zero_after_step(step.event))
+                                 fix=ctx.fixes.zero_after_step(by if by is not None else step.event))
 
 
 def _previous(by, step) -> str:
