@@ -31,7 +31,7 @@ def _diagnostic(diag: Diagnostic) -> dict:
 
     rule = RULES_BY_CODE.get(diag.code)
     return {
-        "cell": None,
+        "cell": diag.cell,
         "code": diag.code,
         "end_location": {"column": diag.end_location.column, "row": diag.end_location.row},
         "filename": os.path.abspath(diag.filename),
