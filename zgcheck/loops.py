@@ -462,8 +462,12 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts) -> list[Region]:
     for func, cls in _function_defs(parsed.module):
         if isinstance(func.body, cst.IndentedBlock):
             bodies.append((func, extractor.block(func.body.body, Context(cls=cls, stack=(id(func),)))))
+    closures = {id(e.closure_node) for e in extractor.events.values() if e.closure_node is not None}
     for func, body in bodies:
-        if id(func) in extractor.inlined or not body.items:
+        # A function handed to another call (an engine's process function) runs once per
+        # batch even when the module also calls it directly once.
+        handed = func.name.value in facts.passed and id(func) not in closures
+        if (id(func) in extractor.inlined and not handed) or not body.items:
             continue
         if not _runs_per_batch(func, body):
             regions.append(_region(extractor, func.name.value, body))

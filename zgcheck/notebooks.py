@@ -50,16 +50,20 @@ def _mask(source: str, originals: list[str]) -> str:
     first = lines[0].strip() if lines else ""
     whole_cell = first.startswith("%%") and not first.startswith(PYTHON_CELL_MAGICS)
     out = []
+    continued, start_indent = False, ""
     for number, line in enumerate(lines):
         stripped = line.strip()
-        ipython = stripped.startswith(("%", "!", "?")) or re.match(r"^[\w.]+\s*=\s*[!%]", stripped) or (
+        ipython = continued or stripped.startswith(("%", "!", "?")) or re.match(r"^[\w.]+\s*=\s*[!%]", stripped) or (
             stripped.endswith("?") and not stripped.startswith("#")
         )
         if whole_cell or ipython:
-            indent = line[: len(line) - len(line.lstrip())] if not whole_cell else ""
+            indent = "" if whole_cell else (start_indent if continued else line[: len(line) - len(line.lstrip())])
+            start_indent = indent
+            continued = stripped.endswith("\\")  # `!cmd \` goes on to the next line
             out.append(f"{indent}pass  # zgcheck-magic-{len(originals)}")
             originals.append(line)
         else:
+            continued = False
             out.append(line)
     return "\n".join(out)
 

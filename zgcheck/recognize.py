@@ -103,6 +103,7 @@ class ModuleFacts:
     prepared: set[str] = field(default_factory=set)
     uses_accumulate: bool = False
     other_framework: bool = False
+    passed: set[str] = field(default_factory=set)  # names handed to a call (Engine(update_fn))
     functions: dict[str, cst.FunctionDef] = field(default_factory=dict)
     methods: dict[tuple[str, str], cst.FunctionDef] = field(default_factory=dict)
 
@@ -204,6 +205,9 @@ class _FactCollector(cst.CSTVisitor):
             self.torch_imported = True
 
     def visit_Call(self, node: cst.Call) -> None:
+        for arg in node.args:
+            if isinstance(arg.value, cst.Name):
+                self.facts.passed.add(arg.value.value)
         name = callee_name(node)
         recv = receiver(node)
         if recv is None:
