@@ -34,7 +34,8 @@ def _frame(diag: Diagnostic, lines: tuple[str, ...]) -> list[tuple[int, str, str
     return rows
 
 
-def write_text(report: RunReport, stream, full: bool = True, color: bool | None = None) -> None:
+def write_text(report: RunReport, stream, full: bool = True, color: bool | None = None, quiet: bool = False) -> None:
+    """Diagnostics (with code frames when ``full``) and, unless ``quiet``, a summary line."""
     from rich.console import Console
     from rich.text import Text
 
@@ -45,7 +46,8 @@ def write_text(report: RunReport, stream, full: bool = True, color: bool | None 
     for result in report.results:
         for diag in result.diagnostics:
             _print_diagnostic(console, diag, result, full)
-    _summary(console, report)
+    if not quiet:
+        _summary(console, report)
 
 
 def _print_diagnostic(console, diag: Diagnostic, result: FileResult, full: bool) -> None:
