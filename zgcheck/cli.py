@@ -33,8 +33,9 @@ def _fail(message: str) -> None:
 
 def _resolver(opts: dict):
     """Command-line options on top of the configuration files (or --config / --isolated)."""
-    from zgcheck.config import Resolver, cli_options
+    from zgcheck.config import Resolver, clear_caches, cli_options
 
+    clear_caches()  # each run reads the files as they are now (tests run many in one process)
     layer = cli_options(
         select=_codes(opts["select"]) or None, extend_select=_codes(opts["extend_select"]), ignore=_codes(opts["ignore"]),
         exclude=_codes(opts["exclude"]) or None, extend_exclude=_codes(opts["extend_exclude"]),

@@ -128,6 +128,12 @@ def _settings_for_dir(resolver: Resolver, directory: str) -> Settings:
     return build_settings(read_config(path), resolver.cli, root=os.path.dirname(path))
 
 
+def clear_caches() -> None:
+    """Forget every configuration read so far (a new run may see edited files)."""
+    for cached in (read_config, nearest_config, _settings_for_dir):
+        cached.cache_clear()
+
+
 def cli_options(**values) -> Options:
     """Options from CLI flags; empty tuples and None mean the flag was not given."""
     known = {f.name for f in fields(Options)}
