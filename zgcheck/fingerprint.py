@@ -14,13 +14,17 @@ from zgcheck.diagnostics import Diagnostic
 
 
 @functools.lru_cache(maxsize=1024)
-def repo_root(directory: str) -> str:
-    """The nearest folder at or above ``directory`` holding ``.git`` (a dir, or a file in
-    worktrees and submodules), else the current folder."""
+def _git_root(directory: str) -> str | None:
     if os.path.exists(os.path.join(directory, ".git")):
         return directory
     parent = os.path.dirname(directory)
-    return os.getcwd() if parent == directory else repo_root(parent)
+    return None if parent == directory else _git_root(parent)
+
+
+def repo_root(directory: str) -> str:
+    """The nearest folder at or above ``directory`` holding ``.git`` (a dir, or a file in
+    worktrees and submodules), else the current folder."""
+    return _git_root(os.path.abspath(directory)) or os.getcwd()
 
 
 def repo_relative(path: str) -> str:

@@ -31,8 +31,14 @@ def _rule(rule) -> dict:
     }
 
 
+def _artifact(filename: str) -> dict:
+    rel = repo_relative(filename)
+    # A file outside the repository (or the current folder) gets an absolute file URI.
+    return {"uri": Path(rel).as_uri()} if os.path.isabs(rel) else {"uri": rel, "uriBaseId": BASE}
+
+
 def _physical(filename: str, region: dict) -> dict:
-    return {"physicalLocation": {"artifactLocation": {"uri": repo_relative(filename), "uriBaseId": BASE}, "region": region}}
+    return {"physicalLocation": {"artifactLocation": _artifact(filename), "region": region}}
 
 
 def _result(diag: Diagnostic, index: int, lines: tuple[str, ...]) -> dict:
