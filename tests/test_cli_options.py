@@ -67,9 +67,9 @@ def test_statistics(tmp_path):
     (tmp_path / "b.py").write_text(BUG + NEW_BUG)
     result = invoke("check", "--statistics", str(tmp_path))
     assert result.exit_code == 1
-    assert result.output.splitlines() == ["2\tZG002\tzero-grad-before-step", "1\tZG001\tmissing-zero-grad"]
+    assert result.output.splitlines() == ["2\tZG002\t[*] zero-grad-before-step", "1\tZG001\t[*] missing-zero-grad"]
     as_json = json.loads(invoke("check", "--statistics", "-o", "json", str(tmp_path)).output)
-    assert as_json[0] == {"count": 2, "code": "ZG002", "name": "zero-grad-before-step", "fixable": False}
+    assert as_json[0] == {"count": 2, "code": "ZG002", "name": "zero-grad-before-step", "fixable": True}
 
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path):

@@ -59,22 +59,44 @@ def _progress(files: list[str], results):
             yield result
 
 
-def _collect(paths: tuple[str, ...], stdin_filename: str | None, resolver):
-    """Check stdin (path ``-``) or the discovered files; returns a RunReport."""
+def _fix_mode(opts: dict):
+    from zgcheck.runner import FixMode
+
+    wanted = opts["fix"] or opts["fix_only"] or opts["diff"]
+    return FixMode(unsafe=opts["unsafe_fixes"], write=not opts["diff"]) if wanted else None
+
+
+def _stdin(name: str, settings, mode):
+    """Check standard input; with --fix the fixed code goes to stdout, the report to stderr."""
+    from zgcheck.reporting import RunReport
+    from zgcheck.runner import check_source, fix_source
+
+    text = sys.stdin.read()
+    if mode is not None and mode.write:
+        outcome = fix_source(text, name, settings, mode.unsafe)
+        fixed = outcome.text if outcome.fixed and not outcome.refused else text
+        sys.stdout.write(fixed)
+        return RunReport(results=[check_source(fixed, name, settings)]), True
+    return RunReport(results=[check_source(text, name, settings)]), False
+
+
+def _collect(paths: tuple[str, ...], opts: dict, resolver):
+    """Check stdin (path ``-``) or the discovered files; returns (RunReport, report to stderr?)."""
     from zgcheck.discovery import discover
     from zgcheck.reporting import RunReport
-    from zgcheck.runner import check_source, run
+    from zgcheck.runner import run
 
+    stdin_filename, mode = opts["stdin_filename"], _fix_mode(opts)
     if paths == ("-",) or (stdin_filename and not paths):
-        name = stdin_filename or "-"
-        settings = resolver.for_path(name if stdin_filename else "stdin")
-        return RunReport(results=[check_source(sys.stdin.read(), name, settings)])
+        settings = resolver.for_path(stdin_filename if stdin_filename else "stdin")
+        return _stdin(stdin_filename or "-", settings, mode)
     if "-" in paths:
         raise SettingsError("`-` (standard input) cannot be mixed with other paths")
     respect = resolver.for_path(os.path.join(paths[0] if paths else ".", "x")).respect_gitignore
     found = discover(paths or (".",), respect_gitignore=respect, excluded=resolver.excludes)
-    results = list(_progress(found.files, run(found.files, resolver)))
-    return RunReport(results=results, problems=found.problems)
+    results = list(_progress(found.files, run(found.files, resolver, mode)))
+    report = RunReport(results=results, problems=found.problems, unsafe_fixes=opts["unsafe_fixes"], fix_mode=bool(mode))
+    return report, False
 
 
 def _apply_baseline(report, opts: dict):
@@ -95,7 +117,16 @@ def _write(report, opts: dict, stream) -> None:
     if opts["statistics"]:
         write_statistics(report, stream, as_json=opts["output_format"] == "json")
     else:
-        render(report, opts["output_format"], stream, color=opts["color"], quiet=opts["quiet"])
+        render(report, opts["output_format"], stream, color=opts["color"], quiet=opts["quiet"], show_fixes=opts["show_fixes"])
+
+
+def _exit_code(report, opts: dict) -> int:
+    if opts["diff"]:
+        return 1 if any(r.diff for r in report.results) else 0
+    if opts["exit_zero"]:
+        return 0
+    code = 0 if opts["fix_only"] and not report.all_problems else report.return_code
+    return max(code, 1) if opts["exit_non_zero_on_fix"] and report.fixed else code
 
 
 @main.command()
@@ -118,19 +149,29 @@ def _write(report, opts: dict, stream) -> None:
 @click.option("--baseline", type=click.Path(dir_okay=False), help="Report only findings not recorded in this baseline file.")
 @click.option("--write-baseline", type=click.Path(dir_okay=False), help="Record the current findings in this file and exit 0.")
 @click.option("--color/--no-color", default=None, help="Force colour on or off (default: only on a terminal, never with NO_COLOR).")
+@click.option("--fix", is_flag=True, help="Apply safe fixes (with `-`: print the fixed code).")
+@click.option("--unsafe-fixes", is_flag=True, help="Also apply (or count) fixes that need a judgement call.")
+@click.option("--diff", is_flag=True, help="Print a diff of what --fix would do; write nothing.")
+@click.option("--fix-only", is_flag=True, help="Apply fixes; report only what is left (no findings in the exit code).")
+@click.option("--show-fixes", is_flag=True, help="List what was fixed.")
+@click.option("--exit-non-zero-on-fix", is_flag=True, help="Exit 1 when a fix was applied, even if nothing is left.")
 def check(paths: tuple[str, ...], **opts) -> None:
     """Check PATHS (files or folders, default: the current folder; `-` reads standard input)."""
     try:
-        report = _collect(paths, opts["stdin_filename"], _resolver(opts))
+        report, to_stderr = _collect(paths, opts, _resolver(opts))
         _apply_baseline(report, opts)
     except SettingsError as exc:
         _fail(str(exc))
-    if opts["output_file"]:
+    if opts["diff"]:
+        sys.stdout.write("".join(r.diff for r in report.results))
+        for note in report.fix_notes:
+            click.echo(note, err=True)
+    elif opts["output_file"]:
         with open(opts["output_file"], "w", encoding="utf-8") as stream:
             _write(report, opts, stream)
     else:
-        _write(report, opts, sys.stdout)
-    sys.exit(0 if opts["exit_zero"] else report.return_code)
+        _write(report, opts, sys.stderr if to_stderr else sys.stdout)
+    sys.exit(_exit_code(report, opts))
 
 
 @main.command()

@@ -86,3 +86,6 @@ class FileResult:
     problems: tuple[FileProblem, ...] = ()
     parsed: bool = False
     source_lines: tuple[str, ...] = field(default=(), compare=False)
+    fixed: tuple[Diagnostic, ...] = ()  # what --fix applied (or would apply, with --diff)
+    fix_note: str = ""  # why fixes were not written, when they were not
+    diff: str = ""  # unified diff of the fixes

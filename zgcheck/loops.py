@@ -247,7 +247,8 @@ class Extractor:
             return self.inline(facts.methods[(ctx.cls, name)], call, ctx, skip_self=True)
         if name in ZERO_METHODS:
             if facts.is_optimizer(key):
-                return [self.synced(ctx, key, lambda c: self.event("zero", call, c, opt=facts.canon(key)))]
+                raw = squash(self.parsed.code(recv))
+                return [self.synced(ctx, key, lambda c: self.event("zero", call, c, opt=facts.canon(key), target=raw))]
             return [self.event("zero", call, ctx, models=(key,))]
         if "zero_grad" in name and name != "zero_grad":  # self._zero_grad(), model.zero_grads()
             return [self.event("zero", call, ctx, unknown=True)]
@@ -260,7 +261,8 @@ class Extractor:
         if name == "optimizer_step" and call.args:
             target = self.text(call.args[0].value, ctx)
             if key == "xm" or facts.is_optimizer(target):
-                return [self.event("step", call, ctx, opt=facts.canon(target))]
+                raw = squash(self.parsed.code(call.args[0].value))
+                return [self.event("step", call, ctx, opt=facts.canon(target), target=raw)]
             return []
         if name in GRAD_CLEARS and re.search(r"\.grad(\.data)?$", key) and _clears(call):
             return self.grad_clear(call, key.rsplit(".grad", 1)[0], ctx)
@@ -274,23 +276,23 @@ class Extractor:
         facts = self.facts
         if call.args and facts.is_scaler(key):
             opt = facts.canon(self.text(call.args[0].value, ctx))
-            return [self.event("step", call, ctx, opt=opt)]
+            return [self.event("step", call, ctx, opt=opt, target=squash(self.parsed.code(call.args[0].value)))]
         if facts.is_engine(key) or not facts.is_optimizer(key):
             return []
         opt = facts.canon(key)
         closure_arg = next((a.value for a in call.args if a.keyword is None or a.keyword.value == "closure"), None)
-        closure, closure_name = None, ""
+        closure, closure_name, closure_node = None, "", None
         if isinstance(closure_arg, cst.Name):
             target = ctx.local_def(closure_arg.value) or facts.functions.get(closure_arg.value)
             if target is not None and id(target) not in ctx.stack:
                 self.inlined.add(id(target))
-                closure_name = closure_arg.value
+                closure_name, closure_node = closure_arg.value, target
                 closure = self.block(target.body.body, replace(ctx, stack=ctx.stack + (id(target),), subst=()))
         elif isinstance(closure_arg, cst.Attribute) and self.text(closure_arg.value, ctx) == "self" and ctx.cls:
             target = facts.methods.get((ctx.cls, closure_arg.attr.value))
             if target is not None and id(target) not in ctx.stack:
                 self.inlined.add(id(target))
-                closure_name = "self." + closure_arg.attr.value
+                closure_name, closure_node = "self." + closure_arg.attr.value, target
                 inner = replace(ctx, stack=ctx.stack + (id(target),), subst=())
                 closure = self.block(target.body.body, inner)
         elif isinstance(closure_arg, cst.Lambda):
@@ -300,7 +302,12 @@ class Extractor:
         if closure is None and closure_arg is not None:
             # A closure we cannot see (functools.partial, a callable object) may zero first.
             items.append(self.synced(ctx, opt, lambda c: self.event("zero", call, c, opt=opt, weak=True)))
-        step = lambda c: self.event("step", call, c, opt=opt, closure=closure, closure_name=closure_name)  # noqa: E731
+        raw = squash(self.parsed.code(receiver(call)))
+
+        def step(c: Context) -> Ev:
+            return self.event("step", call, c, opt=opt, closure=closure, closure_name=closure_name,
+                              closure_node=closure_node, target=raw)
+
         return items + [self.synced(ctx, opt, step)]
 
     def synced(self, ctx: Context, opt: str, make) -> Node:

@@ -1,6 +1,7 @@
 """Checking one file (pure, picklable inputs and outputs) and running over many files."""
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from zgcheck.diagnostics import Diagnostic, FileProblem, FileResult
@@ -27,7 +28,7 @@ def analyse_text(text: str, filename: str, settings: Settings) -> tuple[list[Dia
         return [], []
     regions = extract_regions(parsed, facts)
     orderings = [o for region in regions for o in analyse_region(region, facts)]
-    ctx = RuleContext(filename, facts, regions, orderings)
+    ctx = RuleContext(filename, facts, regions, orderings, parsed)
     enabled = frozenset(settings.select) - settings.ignored_in(filename)
     found: dict[tuple[str, int, int], Diagnostic] = {}
     for rule in RULES:
@@ -79,15 +80,91 @@ def _guarded(filename: str, work, text: str) -> FileResult:
     return FileResult(filename, tuple(diagnostics), tuple(problems), parsed=True, source_lines=tuple(text.splitlines()))
 
 
+@dataclass(frozen=True)
+class FixMode:
+    """What to do with fixes: include unsafe ones; write files (False for --diff)."""
+
+    unsafe: bool = False
+    write: bool = True
+
+
+def fix_source(text: str, filename: str, settings: Settings, unsafe: bool = False):
+    """Fix decoded source text; returns a :class:`zgcheck.fixes.FixResult`."""
+    from zgcheck.fixes import fix_text
+
+    def check(current: str) -> list[Diagnostic]:
+        diagnostics, problems = analyse_text(current, filename, settings)
+        return [] if problems else diagnostics
+
+    return fix_text(text, filename, check, unsafe)
+
+
+def fix_file(path: str, settings: Settings, mode: FixMode) -> FileResult:
+    """Check one file, fix what can be proven safe, write it atomically (unless --diff)."""
+    first = check_file(path, settings)
+    if first.problems or not any(d.fix for d in first.diagnostics):
+        return first
+    source = decode(path, read_bytes(path))  # read again: check_file keeps no bytes around
+    outcome = fix_source(source.text, path, settings, mode.unsafe)
+    if not outcome.fixed:
+        return first
+    if outcome.refused:
+        return replace(first, fix_note=f"not fixed: {outcome.refused}")
+    diff = unified_diff(path, source.text, outcome.text)
+    note = ""
+    if mode.write:
+        note = write_atomic(path, outcome.text, source)
+    if note:
+        return replace(first, fix_note=note)
+    remaining, _ = analyse_text(outcome.text, path, settings)
+    lines = tuple(outcome.text.splitlines())
+    return replace(first, diagnostics=tuple(remaining), fixed=outcome.fixed, diff=diff, source_lines=lines)
+
+
+def unified_diff(path: str, before: str, after: str) -> str:
+    import difflib
+
+    lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True), path, path)
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def write_atomic(path: str, text: str, source) -> str:
+    """Write via a temporary file in the same folder and os.replace; "" or why not."""
+    import os
+    import stat
+    import tempfile
+
+    target = os.path.realpath(path)
+    if os.path.islink(path) and not target.startswith(os.path.realpath(os.getcwd()) + os.sep):
+        return "not fixed: it is a symlink to a file outside the current tree"
+    encoding = "utf-8-sig" if source.bom else source.encoding
+    try:
+        data = text.encode(encoding)
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+        handle = tempfile.NamedTemporaryFile(dir=os.path.dirname(target), prefix=".zgcheck-", delete=False)
+        try:
+            with handle:
+                handle.write(data)
+            os.chmod(handle.name, mode)
+            os.replace(handle.name, target)
+        except BaseException:
+            os.unlink(handle.name)
+            raise
+    except (OSError, UnicodeEncodeError) as exc:
+        return f"not fixed: cannot write the file ({getattr(exc, 'strerror', None) or exc})"
+    return ""
+
+
 def settings_for(settings: "Settings | Resolver", path: str) -> Settings:
     """Fixed settings, or the ones a Resolver finds for ``path`` (nearest configuration)."""
     return settings if isinstance(settings, Settings) else settings.for_path(path)
 
 
-def run(paths: Iterable[str], settings: "Settings | Resolver") -> Iterator[FileResult]:
-    """Check files in order. (A process pool and a cache plug in here.)"""
+def run(paths: Iterable[str], settings: "Settings | Resolver", fix: FixMode | None = None) -> Iterator[FileResult]:
+    """Check (or fix) files in order. (A process pool and a cache plug in here.)"""
     for path in paths:
-        yield check_file(path, settings_for(settings, path))
+        chosen = settings_for(settings, path)
+        yield check_file(path, chosen) if fix is None else fix_file(path, chosen, fix)
 
 
 def check_paths(paths: Iterable[str], settings: Settings | None = None) -> list[FileResult]:

@@ -13,6 +13,16 @@ class RunReport:
 
     results: list[FileResult] = field(default_factory=list)
     problems: list[FileProblem] = field(default_factory=list)
+    unsafe_fixes: bool = False
+    fix_mode: bool = False
+
+    @property
+    def fixed(self) -> list[Diagnostic]:
+        return [d for r in self.results for d in r.fixed]
+
+    @property
+    def fix_notes(self) -> list[str]:
+        return [f"{r.filename}: {r.fix_note}" for r in self.results if r.fix_note]
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
@@ -43,7 +53,8 @@ WRITERS = {
 FORMATS = ("full", "concise") + tuple(WRITERS)
 
 
-def render(report: RunReport, fmt: str, stream, color: bool | None = None, quiet: bool = False) -> None:
+def render(report: RunReport, fmt: str, stream, color: bool | None = None, quiet: bool = False,
+           show_fixes: bool = False) -> None:
     """Write ``report`` to ``stream`` in format ``fmt`` (one of FORMATS)."""
     if fmt in WRITERS:
         module, function = WRITERS[fmt]
@@ -51,4 +62,4 @@ def render(report: RunReport, fmt: str, stream, color: bool | None = None, quiet
         return
     from zgcheck.reporting.text import write_text
 
-    write_text(report, stream, full=(fmt == "full"), color=color, quiet=quiet)
+    write_text(report, stream, full=(fmt == "full"), color=color, show_fixes=show_fixes, quiet=quiet)

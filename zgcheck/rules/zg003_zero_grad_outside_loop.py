@@ -53,7 +53,8 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 f"{cite(backward)} and {cite(step.event)}: from the second step on, {key} "
                 f"steps on stale gradients; reset them inside the loop"
             )
-            yield ctx.diagnostic("ZG003", zero, message, key, (zero, backward, step.event))
+            yield ctx.diagnostic("ZG003", zero, message, key, (zero, backward, step.event),
+                                 fix=ctx.fixes.zero_after_step(step.event))
 
 
 RULE = Rule(
