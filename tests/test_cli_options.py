@@ -113,3 +113,10 @@ def test_bad_baseline_is_a_usage_error(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     assert invoke("check", "--baseline", str(tmp_path / "bad.json"), str(tmp_path)).exit_code == 2
     assert invoke("check", "--baseline", str(tmp_path / "missing.json"), str(tmp_path)).exit_code == 2
+
+
+def test_fix_with_stdin_prints_the_fixed_code():
+    result = CliRunner().invoke(main, ["check", "--fix", "--stdin-filename", "train.py", "-"], input=BUG)
+    fixed = result.stdout
+    assert "optimizer.zero_grad()" in fixed and fixed != BUG
+    assert fixed.index("optimizer.zero_grad()") < fixed.index("loss.backward()") or fixed.index("optimizer.step()") < fixed.index("optimizer.zero_grad()")

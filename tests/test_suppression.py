@@ -98,3 +98,11 @@ def test_json_serialises_the_fix_as_ruff_does(tmp_path):
         "edits": [{"content": "", "end_location": {"column": 36, "row": 8}, "location": {"column": 21, "row": 8}}],
         "message": "Remove unused `noqa` directive",
     }
+
+
+def test_fix_removes_an_unused_directive(tmp_path):
+    target = tmp_path / "train.py"
+    target.write_text(LOOP.format(zero="  # noqa: ZG002", step="  # noqa: ZG002"))
+    result = CliRunner().invoke(main, ["check", "--fix", str(target)])
+    assert result.exit_code == 0, result.output
+    assert target.read_text() == LOOP.format(zero="  # noqa: ZG002", step="")
