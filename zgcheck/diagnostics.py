@@ -57,6 +57,7 @@ class Diagnostic:
     optimizer: str = ""
     related: tuple[RelatedEvent, ...] = ()
     fix: Fix | None = None
+    cell: int | None = None  # notebook cell number (1-based), None for .py files
 
     @property
     def line(self) -> int:
@@ -89,3 +90,4 @@ class FileResult:
     fixed: tuple[Diagnostic, ...] = ()  # what --fix applied (or would apply, with --diff)
     fix_note: str = ""  # why fixes were not written, when they were not
     diff: str = ""  # unified diff of the fixes
+    cell_lines: tuple[tuple[str, ...], ...] = field(default=(), compare=False)  # notebooks: lines per cell

@@ -16,7 +16,7 @@ SKIP_DIRS = frozenset(
     {"__pycache__", "build", "dist", "site-packages", "node_modules", "venv", "env", "__pypackages__",
      ".git", ".hg", ".svn", ".tox", ".nox", ".eggs", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 )
-SUFFIXES = (".py",)
+SUFFIXES = (".py", ".ipynb")
 # (path, is_dir, named explicitly) -> skip it? Configuration's exclude patterns plug in here.
 Excluder = Callable[[str, bool, bool], bool]
 

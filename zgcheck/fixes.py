@@ -59,8 +59,8 @@ class _StatementMapper(cst.CSTVisitor):
         last, _ = self.parsed.end(node)
         attached = 0
         for line in reversed(node.leading_lines):
-            if line.comment is None:
-                break
+            if line.comment is None or line.comment.value.startswith("# %%zgcheck"):
+                break  # a notebook cell boundary never moves with a statement
             attached += 1
         text = self.lines[start - 1]
         block = self.blocks[-1]

@@ -62,11 +62,32 @@ def check_file(path: str, settings: Settings) -> FileResult:
         return FileResult(path, problems=(data,))
     if not might_hold_training_code(data):
         return FileResult(path)
+    if path.endswith(".ipynb"):
+        return check_notebook(path, data, settings)
     source = decode(path, data)
     if isinstance(source, FileProblem):
         return FileResult(path, problems=(source,))
     return _guarded(path, lambda: analyse_text(source.text, path, settings), source.text)
 
+
+def check_notebook(path: str, data: bytes, settings: Settings) -> FileResult:
+    """Code cells as one module; findings located by cell; a broken cell is reported alone."""
+    from zgcheck.notebooks import read_notebook, relocate
+
+    nb = read_notebook(path, data)
+    if isinstance(nb, FileProblem):
+        return FileResult(path, problems=(nb,))
+    result = _guarded(path, lambda: analyse_text(nb.text, path, settings), nb.text)
+    cells = [() for _ in nb.raw["cells"]]
+    for number, cell in enumerate(nb.raw["cells"]):
+        source = cell.get("source", "") if isinstance(cell, dict) else ""
+        cells[number] = tuple(("".join(source) if isinstance(source, list) else str(source)).splitlines())
+    return replace(
+        result,
+        diagnostics=tuple(relocate(d, nb) for d in result.diagnostics),
+        problems=nb.broken + result.problems,
+        cell_lines=tuple(cells),
+    )
 
 def _guarded(filename: str, work, text: str) -> FileResult:
     try:
@@ -104,6 +125,8 @@ def fix_file(path: str, settings: Settings, mode: FixMode) -> FileResult:
     first = check_file(path, settings)
     if first.problems or not any(d.fix for d in first.diagnostics):
         return first
+    if path.endswith(".ipynb"):
+        return fix_notebook(path, settings, mode, first)
     source = decode(path, read_bytes(path))  # read again: check_file keeps no bytes around
     outcome = fix_source(source.text, path, settings, mode.unsafe)
     if not outcome.fixed:
@@ -119,6 +142,30 @@ def fix_file(path: str, settings: Settings, mode: FixMode) -> FileResult:
     remaining, _ = analyse_text(outcome.text, path, settings)
     lines = tuple(outcome.text.splitlines())
     return replace(first, diagnostics=tuple(remaining), fixed=outcome.fixed, diff=diff, source_lines=lines)
+
+
+def fix_notebook(path: str, settings: Settings, mode: FixMode, first: FileResult) -> FileResult:
+    """Fix a notebook's cells; only changed cells' sources change in the JSON."""
+    from zgcheck.notebooks import cell_sources, read_notebook, rewrite
+    from zgcheck.sources import Source
+
+    data = read_bytes(path)
+    nb = read_notebook(path, data)
+    outcome = fix_source(nb.text, path, settings, mode.unsafe)
+    if not outcome.fixed:
+        return first
+    if outcome.refused:
+        return replace(first, fix_note=f"not fixed: {outcome.refused}")
+    raw_text = data.decode("utf-8-sig")
+    sources = cell_sources(nb, outcome.text)
+    new_text = rewrite(nb, raw_text, sources) if sources is not None else None
+    if new_text is None:
+        return replace(first, fix_note="not fixed: the notebook's JSON formatting could not be reproduced exactly")
+    note = write_atomic(path, new_text, Source(path, new_text, "utf-8", data.startswith(b"\xef\xbb\xbf"))) if mode.write else ""
+    if note:
+        return replace(first, fix_note=note)
+    after = check_notebook(path, new_text.encode("utf-8"), settings)
+    return replace(after, fixed=outcome.fixed, diff=unified_diff(path, raw_text, new_text))
 
 
 def unified_diff(path: str, before: str, after: str) -> str:

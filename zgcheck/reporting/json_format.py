@@ -34,7 +34,7 @@ def _diagnostic(diag: Diagnostic) -> dict:
 
     rule = RULES_BY_CODE.get(diag.code)
     return {
-        "cell": None,
+        "cell": diag.cell,
         "code": diag.code,
         "end_location": _location(diag.end_location),
         "filename": os.path.abspath(diag.filename),

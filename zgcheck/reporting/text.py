@@ -61,11 +61,13 @@ def write_text(report: RunReport, stream, full: bool = True, color: bool | None 
 def _print_diagnostic(console, diag: Diagnostic, result: FileResult, full: bool) -> None:
     from rich.text import Text
 
-    where = f"{_relative(diag.filename)}:{diag.location.row}:{diag.location.column}:"
+    cell = f"cell {diag.cell}:" if diag.cell is not None else ""
+    where = f"{_relative(diag.filename)}:{cell}{diag.location.row}:{diag.location.column}:"
     console.print(Text.assemble((where, "bold"), " ", (diag.code, "bold red"), " ", diag.message))
-    if not full or not result.source_lines:
+    lines = result.cell_lines[diag.cell - 1] if diag.cell is not None and result.cell_lines else result.source_lines
+    if not full or not lines:
         return
-    rows = _frame(diag, result.source_lines)
+    rows = _frame(diag, lines)
     width = len(str(rows[-1][0])) if rows else 1
     previous = None
     for number, line, label in rows:
