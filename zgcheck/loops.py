@@ -14,7 +14,7 @@ import libcst as cst
 
 from zgcheck.events import EMPTY, Ev, Event, If, Inline, Jump, Loop, Node, Region, Seq, Try, walk
 from zgcheck.parsing import ParsedModule
-from zgcheck.recognize import OPTIMIZER_CLASSES, ZERO_METHODS, FACTORY_RE, ModuleFacts, callee_name, receiver, squash
+from zgcheck.recognize import ZERO_METHODS, ModuleFacts, callee_name, receiver, squash
 
 INPLACE_UPDATES = frozenset({"add_", "sub_", "copy_", "addcdiv_", "addcmul_", "mul_", "lerp_"})
 GRAD_CLEARS = frozenset({"zero_", "fill_"})
@@ -369,7 +369,7 @@ class Extractor:
 
     def builds_optimizer(self, call: cst.Call) -> bool:
         name = callee_name(call)
-        return name in OPTIMIZER_CLASSES or name in self.facts.custom_optimizers or bool(FACTORY_RE.match(name))
+        return self.facts.is_factory(name)
 
     # ----- helpers inlined at their call ----------------------------------------
     def inline(self, helper: cst.FunctionDef, call: cst.Call, ctx: Context, skip_self: bool) -> list[Node]:

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from zgcheck.diagnostics import Diagnostic, FileProblem, FileResult
 from zgcheck.settings import Settings
 from zgcheck.sources import decode, might_hold_training_code, read_bytes
+
+if TYPE_CHECKING:
+    from zgcheck.config import Resolver
 
 
 def analyse_text(text: str, filename: str, settings: Settings) -> tuple[list[Diagnostic], list[FileProblem]]:
@@ -20,19 +23,28 @@ def analyse_text(text: str, filename: str, settings: Settings) -> tuple[list[Dia
     parsed = parse(filename, text)
     if isinstance(parsed, FileProblem):
         return [], [parsed]
-    facts = collect_facts(parsed)
+    facts = collect_facts(parsed, settings.optimizer_factories, settings.zeroing_engines)
     if facts.other_framework:
         return [], []
     regions = extract_regions(parsed, facts)
     orderings = [o for region in regions for o in analyse_region(region, facts)]
     ctx = RuleContext(filename, facts, regions, orderings, parsed)
+    enabled = frozenset(settings.select) - settings.ignored_in(filename)
     found: dict[tuple[str, int, int], Diagnostic] = {}
     for rule in RULES:
-        if not settings.enabled(rule.code):
+        if rule.code not in enabled:
             continue
         for diag in rule.check(ctx):
             found.setdefault((diag.code, diag.location.row, diag.location.column), diag)
-    return sorted(found.values(), key=Diagnostic.sort_key), []
+    return _suppressed(list(found.values()), text, filename, enabled), []
+
+
+def _suppressed(diagnostics: list[Diagnostic], text: str, filename: str, enabled: frozenset[str]) -> list[Diagnostic]:
+    """Apply ``# noqa`` directives (and report unused ones as ZG100)."""
+    from zgcheck.rules import RULES_BY_CODE
+    from zgcheck.suppression import suppress
+
+    return suppress(diagnostics, text, filename, enabled, frozenset(RULES_BY_CODE))
 
 
 def check_source(text: str, filename: str = "<string>", settings: Settings | None = None) -> FileResult:
@@ -190,10 +202,16 @@ def write_atomic(path: str, text: str, source) -> str:
     return ""
 
 
-def run(paths: Iterable[str], settings: Settings, fix: FixMode | None = None) -> Iterator[FileResult]:
+def settings_for(settings: "Settings | Resolver", path: str) -> Settings:
+    """Fixed settings, or the ones a Resolver finds for ``path`` (nearest configuration)."""
+    return settings if isinstance(settings, Settings) else settings.for_path(path)
+
+
+def run(paths: Iterable[str], settings: "Settings | Resolver", fix: FixMode | None = None) -> Iterator[FileResult]:
     """Check (or fix) files in order. (A process pool and a cache plug in here.)"""
     for path in paths:
-        yield check_file(path, settings) if fix is None else fix_file(path, settings, fix)
+        chosen = settings_for(settings, path)
+        yield check_file(path, chosen) if fix is None else fix_file(path, chosen, fix)
 
 
 def check_paths(paths: Iterable[str], settings: Settings | None = None) -> list[FileResult]:

@@ -34,7 +34,9 @@ def _frame(diag: Diagnostic, lines: tuple[str, ...]) -> list[tuple[int, str, str
     return rows
 
 
-def write_text(report: RunReport, stream, full: bool = True, color: bool | None = None, show_fixes: bool = False) -> None:
+def write_text(report: RunReport, stream, full: bool = True, color: bool | None = None, show_fixes: bool = False,
+               quiet: bool = False) -> None:
+    """Diagnostics (with code frames when ``full``) and, unless ``quiet``, a summary line."""
     from rich.console import Console
     from rich.text import Text
 
@@ -52,7 +54,8 @@ def write_text(report: RunReport, stream, full: bool = True, color: bool | None 
         for result in report.results:
             for code, n in sorted(Counter(d.code for d in result.fixed).items()):
                 console.print(f"- {_relative(result.filename)}: {n} × {code}")
-    _summary(console, report)
+    if not quiet:
+        _summary(console, report)
 
 
 def _print_diagnostic(console, diag: Diagnostic, result: FileResult, full: bool) -> None:
