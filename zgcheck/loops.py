@@ -192,6 +192,9 @@ class Extractor:
             # `for p in model.parameters(): p.grad = None` clears (or updates) all of them:
             # one event, not a loop that might run zero times.
             return list(self.suite(stmt.body, self.bind_param_loop(stmt, ctx)).items)
+        if isinstance(stmt.target, cst.Name) and self.facts.is_optimizer(stmt.target.value) and not stmt.orelse:
+            # `for opt in optimizers: opt.step()` steps each optimizer once, not repeatedly.
+            return list(self.suite(stmt.body, ctx).items)
         return _unless_eventless(self.loop(stmt, ctx))
 
     def with_node(self, stmt: cst.With, ctx: Context) -> list[Node]:
@@ -344,7 +347,8 @@ class Extractor:
             # A new optimizer bound here: its parameters are often new too. Treat it as a
             # possible reset rather than report gradients an old instance left behind.
             rebound = [k for k in self.bound_names(targets, ctx) if self.facts.is_optimizer(k)]
-            if rebound and (self.builds_optimizer(small.value) or len(targets) == 1 or isinstance(targets[0], cst.Tuple)):
+            # Lightning's self.optimizers() hands back the same optimizers every time.
+            if rebound and callee_name(small.value) != "optimizers":
                 return [self.event("zero", small, ctx, opt=self.facts.canon(k), weak=True) for k in rebound]
         for target in targets:
             key = self.text(target, ctx)
