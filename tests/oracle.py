@@ -2,8 +2,9 @@
 parameter, each gradient contribution since its last step.
 
 At every optimizer step, the gradient the step sees must equal the sum of the
-contributions since the previous optimizer step: more means *stale* gradients leaked in,
-less means they were *wiped*. Inside `step(closure)`, each closure backward must start
+contributions since that optimizer's previous step (or, when another optimizer stepped in
+between, since that step): more means *stale* gradients leaked in, less means they were
+*wiped*. Inside `step(closure)`, each closure backward must start
 from clean gradients (*pileup* otherwise). For hand-written updates (parameters no
 optimizer owns), a backward after the tensor's value changed must start from clean
 gradients (*manual_stale* otherwise).
@@ -57,6 +58,7 @@ class Oracle:
         self.values: dict[int, object] = {}
         self.owned: set[int] = set()
         self.leftover: dict[int, object] = {}
+        self.recent: dict[int, object] = {}
         self.in_closure_step = False
 
     def grad_of(self, p):
@@ -80,6 +82,7 @@ class Oracle:
         for p in leaves:
             added = self.grad_of(p) - before[id(p)]
             self.contrib[id(p)] = self.contrib.get(id(p), 0) + added
+            self.recent[id(p)] = self.recent.get(id(p), 0) + added
             self.values[id(p)] = p.detach().clone()
         return result
 
@@ -97,24 +100,26 @@ class Oracle:
             return
         for p in params:
             seen = self.grad_of(p)
-            expected = self.contrib.get(id(p), self.torch.zeros_like(p))
-            if self.torch.allclose(seen, expected, atol=1e-6, rtol=1e-4):
+            zero = self.torch.zeros_like(p)
+            total = self.contrib.get(id(p), zero)
+            recent = self.recent.get(id(p), zero)
+            # A backward followed by another optimizer's step may have been meant for that
+            # step (a GAN's generator loss also writes into the discriminator, whose next
+            # zero clears it), so both "everything since my last step" and "since the last
+            # step of any optimizer" are acceptable.
+            if any(self.torch.allclose(seen, want, atol=1e-6, rtol=1e-4) for want in (total, recent)):
                 continue
-            # Stale gradients are what the previous step left behind; anything else missing
-            # from the expected sum was wiped.
-            extra = (seen - expected).flatten()
+            extra = (seen - total).flatten()
             left = self.leftover.get(id(p))
             stale = left is not None and float(left.abs().sum()) > 0 and float(
                 self.torch.nn.functional.cosine_similarity(extra, left.flatten(), dim=0)) > 0.5
             self.report.events["stale" if stale else "wiped"] += 1
 
     def step_post(self, optimizer, args, kwargs):
-        # A backward followed by any optimizer's step was meant for that step: a GAN's
-        # generator loss also writes into the discriminator, and the discriminator's next
-        # zero may clear that. So every step closes the window for all parameters.
         self.in_closure_step = False
-        self.contrib.clear()
+        self.recent.clear()
         for p in self.params(optimizer):
+            self.contrib[id(p)] = self.torch.zeros_like(p)
             self.leftover[id(p)] = self.grad_of(p)
 
 

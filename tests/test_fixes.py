@@ -80,8 +80,8 @@ def test_unprovable_fix_leaves_file_byte_identical(tmp_path, monkeypatch):
     target.write_bytes(original)
     import zgcheck.fixes as fixes
 
-    def broken(self, step, extra_certain=True):  # a plan that would break the syntax
-        return Fix("safe", "broken", (Edit("optimizer.step(\n", Location(step.line, 1), Location(step.line, 1)),))
+    def broken(self, steps):  # a plan that would break the syntax
+        return Fix("safe", "broken", (Edit("optimizer.step(\n", Location(steps[0].line, 1), Location(steps[0].line, 1)),))
 
     monkeypatch.setattr(fixes.FixPlanner, "zero_after_step", broken)
     result = CliRunner().invoke(main, ["check", "--fix", "--no-color", str(target)])

@@ -133,14 +133,27 @@ class FixPlanner:
         return Fix(applicability, message, tuple(sorted(edits, key=lambda e: (e.location.row, e.location.column))))
 
     # ----- plans, one per rule ---------------------------------------------------
-    def zero_after_step(self, step: Event, extra_certain: bool = True) -> Fix | None:
-        """ZG001 / ZG003: insert `O.zero_grad()` right after `O.step()`."""
-        anchor = self.statement_of(step)
-        if anchor is None or not step.target:
+    def zero_after_step(self, steps: "Event | list[Event]") -> Fix | None:
+        """ZG001 / ZG003: insert `O.zero_grad()` right after each step of O in the loop.
+
+        Every step gets one: a reset after only some of them leaves the others stepping on
+        what the previous step consumed."""
+        steps = [steps] if isinstance(steps, Event) else steps
+        edits, anchors = [], set()
+        for step in steps:
+            anchor = self.statement_of(step)
+            if anchor is None or not step.target:
+                return None
+            following = self._lines[anchor.last].strip() if anchor.last < len(self._lines) else ""
+            if anchor.last in anchors or following.startswith(f"{step.target}.zero_grad("):
+                continue
+            anchors.add(anchor.last)
+            edits.append(self.insert_after(anchor, [f"{step.target}.zero_grad()"]))
+        if not edits:
             return None
-        applicability = SAFE if step.opt in self.certain and extra_certain else UNSAFE
-        return self.fix(applicability, f"Insert `{step.target}.zero_grad()` after `{step.text}`",
-                        self.insert_after(anchor, [f"{step.target}.zero_grad()"]))
+        first = steps[0]
+        applicability = SAFE if all(s.opt in self.certain for s in steps) else UNSAFE
+        return self.fix(applicability, f"Insert `{first.target}.zero_grad()` after `{first.text}`", *edits)
 
     def add_parens(self, ref: Event) -> Fix:
         """ZG001 on `optimizer.zero_grad` without a call."""

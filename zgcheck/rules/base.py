@@ -93,6 +93,12 @@ def zeros_of(region: Region, key: str, facts: ModuleFacts, weak: bool = True) ->
     ]
 
 
+def steps_in_loop(region: Region, key: str, loop: int) -> list[Event]:
+    """Every step of ``key`` inside loop ``loop``, in source order."""
+    steps = [o.event for o in region.occurrences if o.event.kind == "step" and o.event.opt == key and inside(o, loop)]
+    return sorted({e.id: e for e in steps}.values(), key=lambda e: (e.line, e.column))
+
+
 def cite(event: Event | None) -> str:
     """``optimizer.step() (line 16)``: how a message names an event."""
     if event is None:

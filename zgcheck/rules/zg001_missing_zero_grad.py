@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from zgcheck.diagnostics import Diagnostic
-from zgcheck.rules.base import Rule, RuleContext, cite, inside, stale_findings, zeros_of
+from zgcheck.rules.base import Rule, RuleContext, cite, inside, stale_findings, steps_in_loop, zeros_of
 from zgcheck.rules.zg005_closure_missing_zero_grad import closure_missing_zero
 
 EXPLANATION = """\
@@ -67,7 +67,7 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 f"call {key}.zero_grad() once per step"
             )
             yield ctx.diagnostic("ZG001", step.event, message, key, (backward, step.event),
-                                 fix=ctx.fixes.zero_after_step(by if by is not None else step.event))
+                                 fix=ctx.fixes.zero_after_step(steps_in_loop(region, key, loop)))
 
 
 def _previous(by, step) -> str:

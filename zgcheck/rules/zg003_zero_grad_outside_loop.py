@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from zgcheck.diagnostics import Diagnostic
-from zgcheck.rules.base import Rule, RuleContext, cite, inside, stale_findings, zeros_of
+from zgcheck.rules.base import Rule, RuleContext, cite, inside, stale_findings, steps_in_loop, zeros_of
 
 EXPLANATION = """\
 What it does
@@ -54,7 +54,7 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 f"steps on stale gradients; reset them inside the loop"
             )
             yield ctx.diagnostic("ZG003", zero, message, key, (zero, backward, step.event),
-                                 fix=ctx.fixes.zero_after_step(step.event))
+                                 fix=ctx.fixes.zero_after_step(steps_in_loop(region, key, loop)))
 
 
 RULE = Rule(
