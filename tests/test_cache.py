@@ -147,3 +147,19 @@ def test_cli_default_folder_no_cache_and_cache_dir(tmp_path, monkeypatch):
 def test_hash_is_of_the_bytes():
     assert content_hash(b"a") != content_hash(b"b")
     assert Cache(os.devnull + "-missing", Settings()).get(content_hash(b"a"), "x.py") is None
+
+
+def test_every_diagnostic_field_survives_the_cache(tmp_path):
+    """A field added to Diagnostic must be stored too, or cached runs would lose it."""
+    from dataclasses import fields
+
+    from zgcheck.diagnostics import Diagnostic, Edit, Fix, Location, RelatedEvent
+
+    loc = Location(3, 5)
+    diag = Diagnostic("ZG002", "m", "a.py", loc, Location(3, 9), "opt", (RelatedEvent("zero", 3),),
+                      Fix("safe", "move it", (Edit("x", loc, loc),)), cell=2)
+    assert all(getattr(diag, f.name) != f.default for f in fields(Diagnostic)), "set every field above"
+    cache = Cache(str(tmp_path), Settings())
+    cache.put("k", (diag,))
+    cache.save()
+    assert Cache(str(tmp_path), Settings()).get("k", "a.py") == (diag,)

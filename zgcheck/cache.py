@@ -39,11 +39,27 @@ def _code_fingerprint() -> str:
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=8).hexdigest()
 
 
+def _canonical(value: object) -> object:
+    """A stable JSON-able form: sets sorted (their repr follows string hashing, which
+    changes from one process to the next), dataclasses by field."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (set, frozenset)):
+        return sorted((_canonical(v) for v in value), key=repr)
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, dict):
+        return sorted(([_canonical(k), _canonical(v)] for k, v in value.items()), key=repr)
+    return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+
+
 def cache_key(settings: object) -> str:
     """Everything besides the file's bytes that decides its result."""
     from zgcheck import __version__
 
-    raw = f"{__version__}\n{_code_fingerprint()}\n{settings!r}"
+    raw = f"{__version__}\n{_code_fingerprint()}\n{json.dumps(_canonical(settings), sort_keys=True)}"
     return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
 
 
@@ -124,7 +140,7 @@ def _encode(diag: Diagnostic) -> dict:
         "code": diag.code, "message": diag.message,
         "loc": [diag.location.row, diag.location.column],
         "end": [diag.end_location.row, diag.end_location.column],
-        "optimizer": diag.optimizer,
+        "optimizer": diag.optimizer, "cell": diag.cell,
         "related": [[e.label, e.line] for e in diag.related],
         "fix": None if fix is None else {
             "applicability": fix.applicability, "message": fix.message,
@@ -153,5 +169,8 @@ def _diagnostic(item: dict, filename: str) -> Diagnostic:
         edits = tuple(Edit(_str(c), _loc(a), _loc(b)) for c, a, b in fix["edits"])
         fix = Fix(_str(fix["applicability"]), _str(fix["message"]), edits)
     related = tuple(RelatedEvent(_str(label), _loc([line, 0]).row) for label, line in item["related"])
+    cell = item["cell"]
+    if cell is not None and type(cell) is not int:
+        raise TypeError("cell must be an integer")
     return Diagnostic(_str(item["code"]), _str(item["message"]), filename, _loc(item["loc"]), _loc(item["end"]),
-                      _str(item["optimizer"]), related, fix)
+                      _str(item["optimizer"]), related, fix, cell)

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from zgcheck.cache import Cache, content_hash
 from zgcheck.diagnostics import Diagnostic, FileProblem, FileResult
 from zgcheck.settings import Settings
 from zgcheck.sources import decode, might_hold_training_code, read_bytes
+
+if TYPE_CHECKING:
+    from zgcheck.config import Resolver
 
 
 def analyse_text(text: str, filename: str, settings: Settings) -> tuple[list[Diagnostic], list[FileProblem]]:
@@ -16,7 +19,11 @@ def analyse_text(text: str, filename: str, settings: Settings) -> tuple[list[Dia
     from zgcheck.parsing import might_have_events
 
     if not might_have_events(text):
-        return [], []  # decided without importing LibCST
+        # No step and no .grad: no rule can fire, so LibCST is never imported. Only
+        # unused `# noqa` directives (ZG100) can still be reported.
+        if "noqa" not in text.lower():
+            return [], []
+        return _suppressed([], text, filename, frozenset(settings.select) - settings.ignored_in(filename)), []
     from zgcheck.loops import extract_regions
     from zgcheck.ordering import analyse_region
     from zgcheck.parsing import parse
@@ -26,19 +33,28 @@ def analyse_text(text: str, filename: str, settings: Settings) -> tuple[list[Dia
     parsed = parse(filename, text)
     if isinstance(parsed, FileProblem):
         return [], [parsed]
-    facts = collect_facts(parsed)
+    facts = collect_facts(parsed, settings.optimizer_factories, settings.zeroing_engines)
     if facts.other_framework:
         return [], []
     regions = extract_regions(parsed, facts)
     orderings = [o for region in regions for o in analyse_region(region, facts)]
-    ctx = RuleContext(filename, facts, regions, orderings)
+    ctx = RuleContext(filename, facts, regions, orderings, parsed)
+    enabled = frozenset(settings.select) - settings.ignored_in(filename)
     found: dict[tuple[str, int, int], Diagnostic] = {}
     for rule in RULES:
-        if not settings.enabled(rule.code):
+        if rule.code not in enabled:
             continue
         for diag in rule.check(ctx):
             found.setdefault((diag.code, diag.location.row, diag.location.column), diag)
-    return sorted(found.values(), key=Diagnostic.sort_key), []
+    return _suppressed(list(found.values()), text, filename, enabled), []
+
+
+def _suppressed(diagnostics: list[Diagnostic], text: str, filename: str, enabled: frozenset[str]) -> list[Diagnostic]:
+    """Apply ``# noqa`` directives (and report unused ones as ZG100)."""
+    from zgcheck.rules import RULES_BY_CODE
+    from zgcheck.suppression import suppress
+
+    return suppress(diagnostics, text, filename, enabled, frozenset(RULES_BY_CODE))
 
 
 def check_source(text: str, filename: str = "<string>", settings: Settings | None = None) -> FileResult:
@@ -56,11 +72,32 @@ def check_file(path: str, settings: Settings) -> FileResult:
         return FileResult(path, problems=(data,))
     if not might_hold_training_code(data):
         return FileResult(path)
+    if path.endswith(".ipynb"):
+        return check_notebook(path, data, settings)
     source = decode(path, data)
     if isinstance(source, FileProblem):
         return FileResult(path, problems=(source,))
     return _guarded(path, lambda: analyse_text(source.text, path, settings), source.text)
 
+
+def check_notebook(path: str, data: bytes, settings: Settings) -> FileResult:
+    """Code cells as one module; findings located by cell; a broken cell is reported alone."""
+    from zgcheck.notebooks import read_notebook, relocate
+
+    nb = read_notebook(path, data)
+    if isinstance(nb, FileProblem):
+        return FileResult(path, problems=(nb,))
+    result = _guarded(path, lambda: analyse_text(nb.text, path, settings), nb.text)
+    cells = [() for _ in nb.raw["cells"]]
+    for number, cell in enumerate(nb.raw["cells"]):
+        source = cell.get("source", "") if isinstance(cell, dict) else ""
+        cells[number] = tuple(("".join(source) if isinstance(source, list) else str(source)).splitlines())
+    return replace(
+        result,
+        diagnostics=tuple(relocate(d, nb) for d in result.diagnostics),
+        problems=nb.broken + result.problems,
+        cell_lines=tuple(cells),
+    )
 
 def _guarded(filename: str, work, text: str) -> FileResult:
     """Run ``work`` for one file; a crash becomes that file's problem, never the run's."""
@@ -75,6 +112,112 @@ def _guarded(filename: str, work, text: str) -> FileResult:
     return FileResult(filename, tuple(diagnostics), tuple(problems), parsed=True, source_lines=tuple(text.splitlines()))
 
 
+@dataclass(frozen=True)
+class FixMode:
+    """What to do with fixes: include unsafe ones; write files (False for --diff)."""
+
+    unsafe: bool = False
+    write: bool = True
+
+
+def fix_source(text: str, filename: str, settings: Settings, unsafe: bool = False):
+    """Fix decoded source text; returns a :class:`zgcheck.fixes.FixResult`."""
+    from zgcheck.fixes import fix_text
+
+    def check(current: str) -> list[Diagnostic]:
+        diagnostics, problems = analyse_text(current, filename, settings)
+        return [] if problems else diagnostics
+
+    return fix_text(text, filename, check, unsafe)
+
+
+def fix_file(path: str, settings: Settings, mode: FixMode) -> FileResult:
+    """Check one file, fix what can be proven safe, write it atomically (unless --diff)."""
+    first = check_file(path, settings)
+    if first.problems or not any(d.fix for d in first.diagnostics):
+        return first
+    if path.endswith(".ipynb"):
+        return fix_notebook(path, settings, mode, first)
+    source = decode(path, read_bytes(path))  # read again: check_file keeps no bytes around
+    outcome = fix_source(source.text, path, settings, mode.unsafe)
+    if not outcome.fixed:
+        return first
+    if outcome.refused:
+        return replace(first, fix_note=f"not fixed: {outcome.refused}")
+    diff = unified_diff(path, source.text, outcome.text)
+    note = ""
+    if mode.write:
+        note = write_atomic(path, outcome.text, source)
+    if note:
+        return replace(first, fix_note=note)
+    remaining, _ = analyse_text(outcome.text, path, settings)
+    lines = tuple(outcome.text.splitlines())
+    return replace(first, diagnostics=tuple(remaining), fixed=outcome.fixed, diff=diff, source_lines=lines)
+
+
+def fix_notebook(path: str, settings: Settings, mode: FixMode, first: FileResult) -> FileResult:
+    """Fix a notebook's cells; only changed cells' sources change in the JSON."""
+    from zgcheck.notebooks import cell_sources, read_notebook, rewrite
+    from zgcheck.sources import Source
+
+    data = read_bytes(path)
+    nb = read_notebook(path, data)
+    outcome = fix_source(nb.text, path, settings, mode.unsafe)
+    if not outcome.fixed:
+        return first
+    if outcome.refused:
+        return replace(first, fix_note=f"not fixed: {outcome.refused}")
+    raw_text = data.decode("utf-8-sig")
+    sources = cell_sources(nb, outcome.text)
+    new_text = rewrite(nb, raw_text, sources) if sources is not None else None
+    if new_text is None:
+        return replace(first, fix_note="not fixed: the notebook's JSON formatting could not be reproduced exactly")
+    note = write_atomic(path, new_text, Source(path, new_text, "utf-8", data.startswith(b"\xef\xbb\xbf"))) if mode.write else ""
+    if note:
+        return replace(first, fix_note=note)
+    after = check_notebook(path, new_text.encode("utf-8"), settings)
+    return replace(after, fixed=outcome.fixed, diff=unified_diff(path, raw_text, new_text))
+
+
+def unified_diff(path: str, before: str, after: str) -> str:
+    import difflib
+
+    lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True), path, path)
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def write_atomic(path: str, text: str, source) -> str:
+    """Write via a temporary file in the same folder and os.replace; "" or why not."""
+    import os
+    import stat
+    import tempfile
+
+    target = os.path.realpath(path)
+    if os.path.islink(path) and not target.startswith(os.path.realpath(os.getcwd()) + os.sep):
+        return "not fixed: it is a symlink to a file outside the current tree"
+    encoding = "utf-8-sig" if source.bom else source.encoding
+    try:
+        data = text.encode(encoding)
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+        handle = tempfile.NamedTemporaryFile(dir=os.path.dirname(target), prefix=".zgcheck-", delete=False)
+        try:
+            with handle:
+                handle.write(data)
+            os.chmod(handle.name, mode)
+            os.replace(handle.name, target)
+        except BaseException:
+            os.unlink(handle.name)
+            raise
+    except (OSError, UnicodeEncodeError) as exc:
+        return f"not fixed: cannot write the file ({getattr(exc, 'strerror', None) or exc})"
+    return ""
+
+
+def settings_for(settings: "Settings | Resolver", path: str) -> Settings:
+    """Fixed settings, or the ones a Resolver finds for ``path`` (nearest configuration)."""
+    return settings if isinstance(settings, Settings) else settings.for_path(path)
+
+
 # Below this many files to parse, starting worker processes (each imports LibCST, about
 # 0.15 s) costs more than it saves.
 PARALLEL_MIN = 16
@@ -82,23 +225,34 @@ PARALLEL_MIN = 16
 
 @dataclass(frozen=True)
 class _Candidate:
-    """A file that passed the prefilter and missed the cache: it must be parsed."""
+    """A file that passed the prefilter and missed the cache: it must be analysed.
+    ``payload`` is the decoded text, or a notebook's raw bytes."""
 
     index: int
     path: str
-    text: str
-    digest: str
+    payload: str | bytes
+    settings: Settings
+    cache_key: str
 
 
-def _triage(index: int, path: str, cache: Cache | None) -> FileResult | _Candidate:
+def _entry_key(digest: str, path: str, settings: Settings) -> str:
+    """Per-file ignores make the same bytes give different results at different paths."""
+    if not settings.per_file_ignores:
+        return digest
+    return f"{digest}:{','.join(sorted(settings.ignored_in(path)))}"
+
+
+def _triage(index: int, path: str, settings: Settings, cache: Cache | None) -> FileResult | _Candidate:
     """Everything cheap, done in the parent: read, prefilter, cache lookup, decode."""
     data = read_bytes(path)
     if isinstance(data, FileProblem):
         return FileResult(path, problems=(data,))
     if not might_hold_training_code(data):
         return FileResult(path)
-    digest = content_hash(data) if cache is not None else ""
-    cached = cache.get(digest, path) if cache is not None else None
+    if path.endswith(".ipynb"):
+        return _Candidate(index, path, data, settings, "")  # notebooks are not cached
+    key = _entry_key(content_hash(data), path, settings) if cache is not None else ""
+    cached = cache.get(key, path) if cache is not None else None
     if cached == ():
         return FileResult(path, parsed=True)  # the common hit: nothing to show, skip decoding
     source = decode(path, data)
@@ -106,24 +260,31 @@ def _triage(index: int, path: str, cache: Cache | None) -> FileResult | _Candida
         return FileResult(path, problems=(source,))
     if cached is not None:
         return FileResult(path, cached, parsed=True, source_lines=tuple(source.text.splitlines()))
-    return _Candidate(index, path, source.text, digest)
+    return _Candidate(index, path, source.text, settings, key)
 
 
-def _check_chunk(chunk: list[tuple[str, str]], settings: Settings) -> list[FileResult]:
-    """Worker entry point: analyse decoded files. Source lines travel back only when a
-    reporter will show them (files with findings), to keep the pickles small."""
+def _check_one(path: str, payload: str | bytes, settings: Settings) -> FileResult:
+    """Analyse one decoded file (or notebook bytes)."""
+    if isinstance(payload, bytes):
+        return check_notebook(path, payload, settings)
+    return _guarded(path, lambda: analyse_text(payload, path, settings), payload)
+
+
+def _check_chunk(chunk: list[tuple[str, str | bytes, Settings]]) -> list[FileResult]:
+    """Worker entry point. Source lines travel back only when a reporter will show them
+    (files with findings), to keep the pickles small."""
     results = []
-    for path, text in chunk:
-        result = _guarded(path, lambda: analyse_text(text, path, settings), text)
+    for path, payload, settings in chunk:
+        result = _check_one(path, payload, settings)
         results.append(result if result.diagnostics else replace(result, source_lines=()))
     return results
 
 
-def _analyse_all(candidates: list[_Candidate], settings: Settings, jobs: int) -> list[FileResult]:
+def _analyse_all(candidates: list[_Candidate], jobs: int) -> list[FileResult]:
     """Analyse candidates serially or on a process pool; output order = input order."""
-    work = [(c.path, c.text) for c in candidates]
+    work = [(c.path, c.payload, c.settings) for c in candidates]
     if jobs <= 1 or len(work) < PARALLEL_MIN:
-        return _check_chunk(work, settings)
+        return _check_chunk(work)
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
@@ -132,11 +293,10 @@ def _analyse_all(candidates: list[_Candidate], settings: Settings, jobs: int) ->
     chunks = [work[i:i + size] for i in range(0, len(work), size)]
     try:
         with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as pool:
-            done = pool.map(_check_chunk, chunks, [settings] * len(chunks))
-            return [result for chunk in done for result in chunk]
+            return [result for chunk in pool.map(_check_chunk, chunks) for result in chunk]
     except (BrokenProcessPool, OSError):
         # No processes here (sandbox, no /dev/shm) or a worker died: slower, same answer.
-        return _check_chunk(work, settings)
+        return _check_chunk(work)
 
 
 def default_jobs() -> int:
@@ -147,20 +307,31 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def run(paths: Iterable[str], settings: Settings, jobs: int = 1, cache_dir: str | None = None) -> Iterator[FileResult]:
-    """Check files; results come in the order of ``paths`` whatever ``jobs`` is.
+def run(paths: Iterable[str], settings: "Settings | Resolver", fix: FixMode | None = None, jobs: int = 1,
+        cache_dir: str | None = None) -> Iterator[FileResult]:
+    """Check (or fix) files; results come in the order of ``paths`` whatever ``jobs`` is.
 
-    With ``cache_dir``, files whose bytes were already checked with the same settings
-    and zgcheck build are answered from the cache."""
-    cache = Cache(cache_dir, settings) if cache_dir is not None else None
-    slots = [_triage(i, path, cache) for i, path in enumerate(paths)]
+    With ``cache_dir``, files whose bytes were already checked with the same settings and
+    zgcheck build are answered from the cache. Fixing writes files: it runs serially,
+    without the cache."""
+    paths = list(paths)
+    if fix is not None:
+        return (fix_file(path, settings_for(settings, path), fix) for path in paths)
+    caches: dict[Settings, Cache] = {}
+    slots: list[FileResult | _Candidate] = []
+    for index, path in enumerate(paths):
+        chosen = settings_for(settings, path)
+        cache = None
+        if cache_dir is not None:
+            cache = caches.get(chosen) or caches.setdefault(chosen, Cache(cache_dir, chosen))
+        slots.append(_triage(index, path, chosen, cache))
     candidates = [s for s in slots if isinstance(s, _Candidate)]
-    for candidate, result in zip(candidates, _analyse_all(candidates, settings, jobs)):
+    for candidate, result in zip(candidates, _analyse_all(candidates, jobs)):
         slots[candidate.index] = result
         # Only files that parsed and were analysed are remembered; problems are retried.
-        if cache is not None and result.parsed and not result.problems:
-            cache.put(candidate.digest, result.diagnostics)
-    if cache is not None:
+        if candidate.cache_key and result.parsed and not result.problems:
+            caches[candidate.settings].put(candidate.cache_key, result.diagnostics)
+    for cache in caches.values():
         cache.save()
     return iter(slots)  # type: ignore[arg-type]
 
@@ -173,4 +344,4 @@ def check_paths(paths: Iterable[str], settings: Settings | None = None, jobs: in
 
     found = discover(list(paths))
     results = [FileResult(p.filename, problems=(p,)) for p in found.problems]
-    return results + list(run(found.files, settings or Settings(), jobs, cache_dir))
+    return results + list(run(found.files, settings or Settings(), None, jobs, cache_dir))
