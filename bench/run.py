@@ -94,6 +94,7 @@ def _commands(tree: str, cache: str) -> dict[str, list[str] | None]:
     ruff, preflight = _tool("ruff"), _tool("torch-preflight")
     return {
         "zgcheck cold": [sys.executable, "-m", "zgcheck", "check", "--no-cache", "-o", "concise", tree],
+        "zgcheck cold -j1": [sys.executable, "-m", "zgcheck", "check", "--no-cache", "-j1", "-o", "concise", tree],
         "zgcheck warm": [sys.executable, "-m", "zgcheck", "check", "--cache-dir", cache, "-o", "concise", tree],
         "ruff": [ruff, "check", "--no-cache", "--select", "ALL", "--quiet", tree] if ruff else None,
         "torch-preflight": [preflight, "check", "-q", tree] if preflight else None,
