@@ -14,6 +14,44 @@ from zgcheck.reporting import RunReport
 LABELS = {"zero": "zero", "backward": "backward", "step": "step", "manual": "update", "zero_ref": "not called"}
 
 
+_CONTROL = {7: None, 8: None, 11: None, 12: None, 13: None}
+
+
+class _Writer:
+    """Lines of (text, style) segments. Without colour (a pipe, a file, pre-commit) the
+    text is written as is, which is exactly what rich would print, and rich (~40 ms to
+    import) is not loaded; otherwise rich renders the styles."""
+
+    def __init__(self, stream, color: bool | None) -> None:
+        self.stream = stream
+        self.console = None
+        if color or (color is None and _maybe_styled(stream)):
+            from rich.console import Console
+
+            self.console = Console(file=stream, highlight=False, soft_wrap=True, force_terminal=color,
+                                   no_color=(color is False) or None)
+
+    def print(self, *parts: "str | tuple[str, str]") -> None:
+        if self.console is None:
+            text = "".join(p if isinstance(p, str) else p[0] for p in parts)
+            # As rich does: control characters dropped, tabs expanded to 8 columns.
+            self.stream.write(text.translate(_CONTROL).expandtabs(8) + "\n")
+            return
+        from rich.text import Text
+
+        self.console.print(Text.assemble(*parts))
+
+
+def _maybe_styled(stream) -> bool:
+    """Could rich emit styles here? A terminal, or the variables that force it."""
+    if os.environ.get("FORCE_COLOR") or os.environ.get("TTY_COMPATIBLE") or os.environ.get("TTY_INTERACTIVE"):
+        return True
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def _relative(path: str) -> str:
     try:
         rel = os.path.relpath(path)
@@ -43,15 +81,12 @@ def write_text(report: RunReport, stream, full: bool = True, color: bool | None 
         if not quiet:
             stream.write(f"All checks passed ({checked} file{'s' if checked != 1 else ''} checked).\n")
         return
-    from rich.console import Console
-    from rich.text import Text
-
-    console = Console(file=stream, highlight=False, soft_wrap=True, force_terminal=color, no_color=(color is False) or None)
+    console = _Writer(stream, color)
     for problem in report.all_problems:
         where = f"{_relative(problem.filename)}:{problem.row}:{problem.column}:" if problem.row else f"{_relative(problem.filename)}:"
-        console.print(Text.assemble((where, "bold"), " ", ("error", "bold red"), f": {problem.message}"))
+        console.print((where, "bold"), " ", ("error", "bold red"), f": {problem.message}")
     for note in report.fix_notes:
-        console.print(Text.assemble(("warning", "bold yellow"), f": {note}"))
+        console.print(("warning", "bold yellow"), f": {note}")
     for result in report.results:
         for diag in result.diagnostics:
             _print_diagnostic(console, diag, result, full)
@@ -64,12 +99,10 @@ def write_text(report: RunReport, stream, full: bool = True, color: bool | None 
         _summary(console, report)
 
 
-def _print_diagnostic(console, diag: Diagnostic, result: FileResult, full: bool) -> None:
-    from rich.text import Text
-
+def _print_diagnostic(console: "_Writer", diag: Diagnostic, result: FileResult, full: bool) -> None:
     cell = f"cell {diag.cell}:" if diag.cell is not None else ""
     where = f"{_relative(diag.filename)}:{cell}{diag.location.row}:{diag.location.column}:"
-    console.print(Text.assemble((where, "bold"), " ", (diag.code, "bold red"), " ", diag.message))
+    console.print((where, "bold"), " ", (diag.code, "bold red"), " ", diag.message)
     lines = result.cell_lines[diag.cell - 1] if diag.cell is not None and result.cell_lines else result.source_lines
     if not full or not lines:
         return
@@ -78,9 +111,9 @@ def _print_diagnostic(console, diag: Diagnostic, result: FileResult, full: bool)
     previous = None
     for number, line, label in rows:
         if previous is not None and number > previous + 1:
-            console.print(Text(" " * width + " ┆", style="dim"))
+            console.print((" " * width + " ┆", "dim"))
         style = "bold red" if number == diag.location.row else "cyan"
-        console.print(Text.assemble((f"{number:>{width}} │ ", "dim"), line, "  ", (f"← {label}", style)))
+        console.print((f"{number:>{width}} │ ", "dim"), line, "  ", (f"← {label}", style))
         previous = number
     console.print()
 
