@@ -79,14 +79,20 @@ class ParsedModule:
 
 
 def _statement_positions(module: "cst.Module", stmt: "cst.CSTNode", offset: int) -> "dict":
-    """Positions inside one top-level statement: resolve it as a module of its own (same
-    node objects, same indentation settings) and move every range down by ``offset``."""
+    """Positions inside one top-level statement whose text starts after ``offset`` lines."""
+    try:
+        from zgcheck.positions import statement_positions
+    except ImportError:  # LibCST moved its internals: the public, slower way
+        return _provider_positions(module, stmt, offset)
+    return statement_positions(module, stmt, offset + 1)
+
+
+def _provider_positions(module: "cst.Module", stmt: "cst.CSTNode", offset: int) -> "dict":
+    """The statement resolved as a module of its own by PositionProvider, shifted down."""
     from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
     alone = module.with_changes(header=(), body=(stmt,), footer=())
     ranges = MetadataWrapper(alone, unsafe_skip_copy=True).resolve(PositionProvider)
-    if not offset:
-        return dict(ranges)
     return {node: CodeRange((r.start.line + offset, r.start.column), (r.end.line + offset, r.end.column))
             for node, r in ranges.items()}
 
