@@ -6,7 +6,8 @@ from typing import Iterator
 from zgcheck.diagnostics import Diagnostic
 from zgcheck.loops import SYNC_CONDITION
 from zgcheck.ordering import accumulation_condition
-from zgcheck.rules.base import Rule, RuleContext, cite, guarded_in, innermost_loop, occurrence
+from zgcheck.events import Ev
+from zgcheck.rules.base import Rule, RuleContext, cite, conditions_within, guarded_in, innermost_loop, occurrence
 
 EXPLANATION = """\
 What it does
@@ -50,20 +51,31 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
         for zero_id, bw_id in sorted(ordering.carried_wipes):
             zero = occurrence(region, zero_id)
             loop = innermost_loop(zero)
-            if loop is None or region.loops[loop].virtual or guarded_in(zero, loop):
+            if loop is None or region.loops[loop].virtual:
                 continue
-            guarded = [(s, accumulation_condition(s, loop)) for s in steps if innermost_loop(s) == loop]
-            step, cond = next(((s, c) for s, c in guarded if c), (None, None))
+            step, cond = _accumulating_step(zero, steps, loop)
             if step is None:
                 continue
             backward = region.events.get(bw_id) if bw_id else None
+            when = "on every iteration" if not guarded_in(zero, loop) else f"when `{cond}` but before the backward"
             message = (
-                f"{cite(zero.event)} runs on every iteration, but {cite(step.event)} runs only when "
+                f"{cite(zero.event)} runs {when}, but {cite(step.event)} runs only when "
                 f"`{cond}`: it wipes the gradients that {cite(backward)} accumulated in the "
                 f"iterations that skipped the step"
             )
             fix = None if cond == SYNC_CONDITION else ctx.fixes.move_zero_after_step(zero.event, step.event, safe_when_same_block=False)
             yield ctx.diagnostic("ZG004", zero.event, message, key, (zero.event, backward, step.event), fix=fix)
+
+
+def _accumulating_step(zero: Ev, steps: list[Ev], loop: int) -> tuple[Ev | None, str | None]:
+    """A step of the zero's loop under an accumulation condition that the zero does not
+    share, or shares entirely (then the zero sits before the backward it should follow).
+    A zero under some other condition is assumed aligned with the step by its author."""
+    for step in steps:
+        cond = accumulation_condition(step, loop) if innermost_loop(step) == loop else None
+        if cond and (not guarded_in(zero, loop) or conditions_within(zero, step, loop)):
+            return step, cond
+    return None, None
 
 
 RULE = Rule(
