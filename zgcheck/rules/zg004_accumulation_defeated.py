@@ -7,7 +7,7 @@ from zgcheck.diagnostics import Diagnostic
 from zgcheck.loops import SYNC_CONDITION
 from zgcheck.ordering import accumulation_condition
 from zgcheck.events import Ev
-from zgcheck.rules.base import Rule, RuleContext, cite, conditions_within, guarded_in, innermost_loop, occurrence
+from zgcheck.rules.base import Rule, RuleContext, cite, conditions_within, guarded_in, innermost_loop, inside, occurrence
 
 EXPLANATION = """\
 What it does
@@ -53,7 +53,8 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
             loop = innermost_loop(zero)
             if loop is None or region.loops[loop].virtual:
                 continue
-            step, cond = _accumulating_step(zero, steps, loop)
+            backwards = [o for o in region.occurrences if o.event.kind == "backward" and inside(o, loop)]
+            step, cond = _accumulating_step(zero, steps, loop, backwards)
             if step is None:
                 continue
             backward = region.events.get(bw_id) if bw_id else None
@@ -67,13 +68,20 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
             yield ctx.diagnostic("ZG004", zero.event, message, key, (zero.event, backward, step.event), fix=fix)
 
 
-def _accumulating_step(zero: Ev, steps: list[Ev], loop: int) -> tuple[Ev | None, str | None]:
+def _accumulating_step(zero: Ev, steps: list[Ev], loop: int, backwards: list[Ev]) -> tuple[Ev | None, str | None]:
     """A step of the zero's loop under an accumulation condition that the zero does not
-    share, or shares entirely (then the zero sits before the backward it should follow).
-    A zero under some other condition is assumed aligned with the step by its author."""
+    share, or shares entirely while the backward runs outside it (then the zero sits before
+    the micro-batches it should keep). A zero under some other condition is assumed aligned
+    with the step by its author; a backward under the step's own condition (a GAN's or an
+    RL agent's delayed update) accumulates nothing across iterations."""
     for step in steps:
         cond = accumulation_condition(step, loop) if innermost_loop(step) == loop else None
-        if cond and (not guarded_in(zero, loop) or conditions_within(zero, step, loop)):
+        if not cond:
+            continue
+        if not guarded_in(zero, loop):
+            return step, cond
+        shared = conditions_within(zero, step, loop) and cond != SYNC_CONDITION
+        if shared and not any(("if", cond) in b.path for b in backwards):
             return step, cond
     return None, None
 
