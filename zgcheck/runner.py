@@ -1,11 +1,15 @@
 """Checking one file (pure, picklable inputs and outputs) and running over many files."""
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+import sys
+import threading
+from typing import Callable, Iterable, Iterator
 
 from zgcheck.diagnostics import Diagnostic, FileProblem, FileResult
 from zgcheck.settings import Settings
 from zgcheck.sources import decode, might_hold_training_code, read_bytes
+
+Analysis = tuple[list[Diagnostic], list[FileProblem]]
 
 
 def analyse_text(text: str, filename: str, settings: Settings) -> tuple[list[Diagnostic], list[FileProblem]]:
@@ -55,16 +59,54 @@ def check_file(path: str, settings: Settings) -> FileResult:
     return _guarded(path, lambda: analyse_text(source.text, path, settings), source.text)
 
 
-def _guarded(filename: str, work, text: str) -> FileResult:
+# LibCST and the analysis recurse once per nesting level. The default limit (1,000 Python
+# frames) is too low for real files such as pydoc_data/topics.py (hundreds of implicitly
+# concatenated strings), and raising it on the main thread's 8 MB C stack risks a segfault.
+# So each file is analysed on a thread with a large stack (virtual memory: only the pages
+# used are committed) and a limit that stack can hold.
+STACK_BYTES = 512 * 1024 * 1024
+RECURSION_LIMIT = 20_000
+
+
+def _guarded(filename: str, work: Callable[[], Analysis], text: str) -> FileResult:
+    """Run ``work`` on a deep stack; every exception becomes a problem of this file."""
     try:
-        diagnostics, problems = work()
+        diagnostics, problems = _on_deep_stack(work)
     except RecursionError:
-        problem = FileProblem(filename, "internal", "code is nested too deeply to analyse")
+        problem = FileProblem(filename, "limit", "code is nested too deeply to analyse; skipped")
         return FileResult(filename, problems=(problem,), parsed=True)
     except Exception as exc:  # noqa: BLE001 - one file's crash must never stop the run
-        problem = FileProblem(filename, "internal", f"internal error while analysing: {type(exc).__name__}: {exc}")
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        problem = FileProblem(filename, "internal", f"internal error while analysing: {type(exc).__name__}: {detail}")
         return FileResult(filename, problems=(problem,), parsed=True)
     return FileResult(filename, tuple(diagnostics), tuple(problems), parsed=True, source_lines=tuple(text.splitlines()))
+
+
+def _on_deep_stack(work: Callable[[], Analysis]) -> Analysis:
+    """Call ``work`` on a fresh thread with a big stack; return its value or raise its error."""
+    outcome: list = []
+
+    def target() -> None:
+        previous = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(previous, RECURSION_LIMIT))
+        try:
+            outcome.append((True, work()))
+        except BaseException as exc:  # noqa: BLE001 - handed back to the calling thread
+            outcome.append((False, exc))
+        finally:
+            sys.setrecursionlimit(previous)
+
+    old_size = threading.stack_size(STACK_BYTES)
+    try:
+        thread = threading.Thread(target=target, name="zgcheck-analyse")
+        thread.start()
+    finally:
+        threading.stack_size(old_size)
+    thread.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def run(paths: Iterable[str], settings: Settings) -> Iterator[FileResult]:
