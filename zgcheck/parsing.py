@@ -72,18 +72,18 @@ def _precheck(filename: str, text: str) -> FileProblem | None:
         return FileProblem(filename, "syntax", f"cannot parse: {err}")
     nodes, depth = _shape(tree)
     if depth > MAX_DEPTH:
-        return _too_deep(filename, f" ({depth:,} levels; the limit is {MAX_DEPTH:,})")
+        return _too_deep(filename, f" (more than {MAX_DEPTH:,} levels)")
     if nodes > MAX_NODES:
-        return FileProblem(filename, "limit", f"file is too large to analyse ({nodes:,} syntax nodes; the limit is {MAX_NODES:,}); skipped")
+        return FileProblem(filename, "limit", f"file is too large to analyse (more than {MAX_NODES:,} syntax nodes); skipped")
     return None
 
 
 def _shape(tree: "ast.AST") -> tuple[int, int]:
-    """Node count and depth of a tree, without recursion (the tree may be very deep)."""
+    """Node count and depth, without recursion (the tree may be very deep); stops past a limit."""
     import ast
 
     nodes, deepest, stack = 0, 0, [(tree, 1)]
-    while stack:
+    while stack and nodes <= MAX_NODES and deepest <= MAX_DEPTH:
         node, depth = stack.pop()
         nodes += 1
         deepest = max(deepest, depth)

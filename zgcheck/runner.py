@@ -51,6 +51,11 @@ def check_file(path: str, settings: Settings) -> FileResult:
     data = read_bytes(path)
     if isinstance(data, FileProblem):
         return FileResult(path, problems=(data,))
+    return check_bytes(data, path, settings)
+
+
+def check_bytes(data: bytes, path: str, settings: Settings) -> FileResult:
+    """Prefilter, decode and check a file's bytes. Every failure is a value."""
     if not might_hold_training_code(data):
         return FileResult(path)
     source = decode(path, data)
