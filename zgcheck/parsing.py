@@ -61,9 +61,12 @@ def parse(filename: str, text: str) -> ParsedModule | FileProblem:
 def _precheck(filename: str, text: str) -> FileProblem | None:
     """CPython's parser is fast and guarded: let it measure the tree before LibCST sees it."""
     import ast
+    import warnings
 
     try:
-        tree = ast.parse(text, filename)
+        with warnings.catch_warnings():  # "invalid escape sequence" and the like are not ours to print
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text, filename)
     except SyntaxError:
         return None  # maybe syntax newer than this interpreter: LibCST decides, CPython words it
     except (RecursionError, MemoryError):
