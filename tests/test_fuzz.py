@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import hypothesmith
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +34,8 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 SEEDS = sorted(p.read_bytes() for p in FIXTURES.rglob("*.py"))
 TAIL = "\nfor batch in loader:\n    loss = model(batch)\n    loss.backward()\n    optimizer.zero_grad()\n    optimizer.step()\n"
 CLEAN_PROBLEMS = {"syntax", "decode", "limit"}
+# hypothesmith compiles what it generates; the warnings of that are noise here
+pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning")
 
 
 def assert_sound(result: FileResult, text: str | None) -> None:
