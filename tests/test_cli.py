@@ -58,7 +58,8 @@ def test_json_output_uses_ruff_field_names(tmp_path):
     item = items[0]
     assert set(item) >= {"code", "message", "filename", "location", "end_location", "fix", "url"}
     assert item["code"] == "ZG002" and item["location"] == {"row": 7, "column": 5}
-    assert item["fix"] is None and item["url"].endswith("#zg002")
+    assert item["url"].endswith("#zg002")
+    assert item["fix"]["applicability"] == "safe" and item["fix"]["edits"]
 
 
 def test_select_and_ignore(tmp_path):

@@ -57,6 +57,7 @@ class Diagnostic:
     optimizer: str = ""
     related: tuple[RelatedEvent, ...] = ()
     fix: Fix | None = None
+    cell: int | None = None  # notebook cell number (1-based), None for .py files
 
     @property
     def line(self) -> int:
@@ -86,3 +87,7 @@ class FileResult:
     problems: tuple[FileProblem, ...] = ()
     parsed: bool = False
     source_lines: tuple[str, ...] = field(default=(), compare=False)
+    fixed: tuple[Diagnostic, ...] = ()  # what --fix applied (or would apply, with --diff)
+    fix_note: str = ""  # why fixes were not written, when they were not
+    diff: str = ""  # unified diff of the fixes
+    cell_lines: tuple[tuple[str, ...], ...] = field(default=(), compare=False)  # notebooks: lines per cell

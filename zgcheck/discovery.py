@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 from zgcheck.diagnostics import FileProblem
 
@@ -16,7 +16,9 @@ SKIP_DIRS = frozenset(
     {"__pycache__", "build", "dist", "site-packages", "node_modules", "venv", "env", "__pypackages__",
      ".git", ".hg", ".svn", ".tox", ".nox", ".eggs", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 )
-SUFFIXES = (".py",)
+SUFFIXES = (".py", ".ipynb")
+# (path, is_dir, named explicitly) -> skip it? Configuration's exclude patterns plug in here.
+Excluder = Callable[[str, bool, bool], bool]
 
 
 @dataclass
@@ -51,11 +53,15 @@ def _is_venv(path: str) -> bool:
     return os.path.exists(os.path.join(path, "pyvenv.cfg"))
 
 
-def discover(paths: tuple[str, ...] | list[str], respect_gitignore: bool = True) -> Discovery:
+def discover(paths: tuple[str, ...] | list[str], respect_gitignore: bool = True, excluded: Excluder | None = None) -> Discovery:
+    """Files under ``paths``; ``excluded`` adds the configuration's exclude patterns."""
     found = Discovery()
+    skip = excluded or (lambda path, is_dir, explicit: False)
     for path in paths:
+        if skip(path, os.path.isdir(path), True):
+            continue
         if os.path.isdir(path):
-            found.files.extend(_walk(path, found, respect_gitignore))
+            found.files.extend(_walk(path, found, respect_gitignore, skip))
         elif os.path.lexists(path):
             found.files.append(path)
         else:
@@ -66,12 +72,12 @@ def discover(paths: tuple[str, ...] | list[str], respect_gitignore: bool = True)
     return found
 
 
-def _walk(root: str, found: Discovery, respect_gitignore: bool) -> Iterator[str]:
+def _walk(root: str, found: Discovery, respect_gitignore: bool, skip: Excluder) -> Iterator[str]:
     visited: set[str] = set()
     specs: list = []
     if respect_gitignore:
         specs = _parent_gitignores(root)
-    yield from _walk_dir(root, found, visited, specs, respect_gitignore)
+    yield from _walk_dir(root, found, visited, specs, respect_gitignore, skip)
 
 
 def _parent_gitignores(root: str) -> list:
@@ -91,7 +97,7 @@ def _parent_gitignores(root: str) -> list:
     return specs
 
 
-def _walk_dir(directory: str, found: Discovery, visited: set[str], specs: list, respect: bool) -> Iterator[str]:
+def _walk_dir(directory: str, found: Discovery, visited: set[str], specs: list, respect: bool, skip: Excluder) -> Iterator[str]:
     real = os.path.realpath(directory)
     if real in visited:
         parent = os.path.realpath(os.path.dirname(directory))
@@ -117,10 +123,10 @@ def _walk_dir(directory: str, found: Discovery, visited: set[str], specs: list, 
         if is_dir:
             if entry.name.startswith(".") or entry.name in SKIP_DIRS or _is_venv(path):
                 continue
-            if specs and _ignored(os.path.abspath(path), True, specs):
+            if specs and _ignored(os.path.abspath(path), True, specs) or skip(path, True, False):
                 continue
-            yield from _walk_dir(path, found, visited, specs, respect)
+            yield from _walk_dir(path, found, visited, specs, respect, skip)
         elif entry.name.endswith(SUFFIXES):
-            if specs and _ignored(os.path.abspath(path), False, specs):
+            if specs and _ignored(os.path.abspath(path), False, specs) or skip(path, False, False):
                 continue
             yield path

@@ -30,6 +30,8 @@ class Event:
     weak: bool = False  # a "maybe" zero of `opt`: it is (re)built here, or steps an unseen closure
     closure: "Seq | None" = None  # events of the closure passed to step()
     closure_name: str = ""
+    target: str = ""  # the optimizer expression as written at this place (for fixes)
+    closure_node: object = field(default=None, repr=False)  # the closure's FunctionDef
     node: object = field(default=None, repr=False)
 
 

@@ -14,7 +14,7 @@ import libcst as cst
 
 from zgcheck.events import EMPTY, Ev, Event, If, Inline, Jump, Loop, Node, Region, Seq, Try, walk
 from zgcheck.parsing import ParsedModule
-from zgcheck.recognize import OPTIMIZER_CLASSES, ZERO_METHODS, FACTORY_RE, ModuleFacts, callee_name, receiver, squash
+from zgcheck.recognize import ZERO_METHODS, ModuleFacts, callee_name, receiver, squash
 
 INPLACE_UPDATES = frozenset({"add_", "sub_", "copy_", "addcdiv_", "addcmul_", "mul_", "lerp_"})
 GRAD_CLEARS = frozenset({"zero_", "fill_"})
@@ -192,6 +192,9 @@ class Extractor:
             # `for p in model.parameters(): p.grad = None` clears (or updates) all of them:
             # one event, not a loop that might run zero times.
             return list(self.suite(stmt.body, self.bind_param_loop(stmt, ctx)).items)
+        if isinstance(stmt.target, cst.Name) and self.facts.is_optimizer(stmt.target.value) and not stmt.orelse:
+            # `for opt in optimizers: opt.step()` steps each optimizer once, not repeatedly.
+            return list(self.suite(stmt.body, ctx).items)
         return _unless_eventless(self.loop(stmt, ctx))
 
     def with_node(self, stmt: cst.With, ctx: Context) -> list[Node]:
@@ -247,7 +250,8 @@ class Extractor:
             return self.inline(facts.methods[(ctx.cls, name)], call, ctx, skip_self=True)
         if name in ZERO_METHODS:
             if facts.is_optimizer(key):
-                return [self.synced(ctx, key, lambda c: self.event("zero", call, c, opt=facts.canon(key)))]
+                raw = squash(self.parsed.code(recv))
+                return [self.synced(ctx, key, lambda c: self.event("zero", call, c, opt=facts.canon(key), target=raw))]
             return [self.event("zero", call, ctx, models=(key,))]
         if "zero_grad" in name and name != "zero_grad":  # self._zero_grad(), model.zero_grads()
             return [self.event("zero", call, ctx, unknown=True)]
@@ -260,7 +264,8 @@ class Extractor:
         if name == "optimizer_step" and call.args:
             target = self.text(call.args[0].value, ctx)
             if key == "xm" or facts.is_optimizer(target):
-                return [self.event("step", call, ctx, opt=facts.canon(target))]
+                raw = squash(self.parsed.code(call.args[0].value))
+                return [self.event("step", call, ctx, opt=facts.canon(target), target=raw)]
             return []
         if name in GRAD_CLEARS and re.search(r"\.grad(\.data)?$", key) and _clears(call):
             return self.grad_clear(call, key.rsplit(".grad", 1)[0], ctx)
@@ -274,23 +279,23 @@ class Extractor:
         facts = self.facts
         if call.args and facts.is_scaler(key):
             opt = facts.canon(self.text(call.args[0].value, ctx))
-            return [self.event("step", call, ctx, opt=opt)]
+            return [self.event("step", call, ctx, opt=opt, target=squash(self.parsed.code(call.args[0].value)))]
         if facts.is_engine(key) or not facts.is_optimizer(key):
             return []
         opt = facts.canon(key)
         closure_arg = next((a.value for a in call.args if a.keyword is None or a.keyword.value == "closure"), None)
-        closure, closure_name = None, ""
+        closure, closure_name, closure_node = None, "", None
         if isinstance(closure_arg, cst.Name):
             target = ctx.local_def(closure_arg.value) or facts.functions.get(closure_arg.value)
             if target is not None and id(target) not in ctx.stack:
                 self.inlined.add(id(target))
-                closure_name = closure_arg.value
+                closure_name, closure_node = closure_arg.value, target
                 closure = self.block(target.body.body, replace(ctx, stack=ctx.stack + (id(target),), subst=()))
         elif isinstance(closure_arg, cst.Attribute) and self.text(closure_arg.value, ctx) == "self" and ctx.cls:
             target = facts.methods.get((ctx.cls, closure_arg.attr.value))
             if target is not None and id(target) not in ctx.stack:
                 self.inlined.add(id(target))
-                closure_name = "self." + closure_arg.attr.value
+                closure_name, closure_node = "self." + closure_arg.attr.value, target
                 inner = replace(ctx, stack=ctx.stack + (id(target),), subst=())
                 closure = self.block(target.body.body, inner)
         elif isinstance(closure_arg, cst.Lambda):
@@ -300,7 +305,12 @@ class Extractor:
         if closure is None and closure_arg is not None:
             # A closure we cannot see (functools.partial, a callable object) may zero first.
             items.append(self.synced(ctx, opt, lambda c: self.event("zero", call, c, opt=opt, weak=True)))
-        step = lambda c: self.event("step", call, c, opt=opt, closure=closure, closure_name=closure_name)  # noqa: E731
+        raw = squash(self.parsed.code(receiver(call)))
+
+        def step(c: Context) -> Ev:
+            return self.event("step", call, c, opt=opt, closure=closure, closure_name=closure_name,
+                              closure_node=closure_node, target=raw)
+
         return items + [self.synced(ctx, opt, step)]
 
     def synced(self, ctx: Context, opt: str, make) -> Node:
@@ -337,7 +347,8 @@ class Extractor:
             # A new optimizer bound here: its parameters are often new too. Treat it as a
             # possible reset rather than report gradients an old instance left behind.
             rebound = [k for k in self.bound_names(targets, ctx) if self.facts.is_optimizer(k)]
-            if rebound and (self.builds_optimizer(small.value) or len(targets) == 1 or isinstance(targets[0], cst.Tuple)):
+            # Lightning's self.optimizers() hands back the same optimizers every time.
+            if rebound and callee_name(small.value) != "optimizers":
                 return [self.event("zero", small, ctx, opt=self.facts.canon(k), weak=True) for k in rebound]
         for target in targets:
             key = self.text(target, ctx)
@@ -362,7 +373,7 @@ class Extractor:
 
     def builds_optimizer(self, call: cst.Call) -> bool:
         name = callee_name(call)
-        return name in OPTIMIZER_CLASSES or name in self.facts.custom_optimizers or bool(FACTORY_RE.match(name))
+        return self.facts.is_factory(name)
 
     # ----- helpers inlined at their call ----------------------------------------
     def inline(self, helper: cst.FunctionDef, call: cst.Call, ctx: Context, skip_self: bool) -> list[Node]:
@@ -455,8 +466,12 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts) -> list[Region]:
     for func, cls in _function_defs(parsed.module):
         if isinstance(func.body, cst.IndentedBlock):
             bodies.append((func, extractor.block(func.body.body, Context(cls=cls, stack=(id(func),)))))
+    closures = {id(e.closure_node) for e in extractor.events.values() if e.closure_node is not None}
     for func, body in bodies:
-        if id(func) in extractor.inlined or not body.items:
+        # A function handed to another call (an engine's process function) runs once per
+        # batch even when the module also calls it directly once.
+        handed = func.name.value in facts.passed and id(func) not in closures
+        if (id(func) in extractor.inlined and not handed) or not body.items:
             continue
         if not _runs_per_batch(func, body):
             regions.append(_region(extractor, func.name.value, body))

@@ -262,7 +262,9 @@ class Interpreter:
             return token
         wiped = None
         if effect == "full":
-            if token.fresh:
+            if token.fresh or token.carried:
+                # Carried gradients wiped with no backward before the next step are lost
+                # too (`zero; step; backward` rotated): the step will see nothing.
                 wiped = (event.id, token.bw)
             if token.carried or (token.fresh and token.skipped):
                 self.carried_wipes.add((event.id, token.bw))

@@ -103,8 +103,19 @@ class ModuleFacts:
     prepared: set[str] = field(default_factory=set)
     uses_accumulate: bool = False
     other_framework: bool = False
+    passed: set[str] = field(default_factory=set)  # names handed to a call (Engine(update_fn))
     functions: dict[str, cst.FunctionDef] = field(default_factory=dict)
     methods: dict[tuple[str, str], cst.FunctionDef] = field(default_factory=dict)
+    # Taught by the project's configuration (optimizer-factories / zeroing-engines).
+    extra_factories: frozenset[str] = frozenset()
+    extra_engines: frozenset[str] = frozenset()
+
+    def is_factory(self, callee: str) -> bool:
+        """Does calling ``callee`` build an optimizer?"""
+        return (
+            callee in OPTIMIZER_CLASSES or callee in self.custom_optimizers
+            or callee in self.extra_factories or bool(FACTORY_RE.match(callee))
+        )
 
     def canon(self, key: str) -> str:
         """Union-find root of ``key`` over simple assignments (``opt = self.optimizer``)."""
@@ -132,7 +143,9 @@ class ModuleFacts:
         return named_like_optimizer(key)
 
     def is_engine(self, key: str) -> bool:
-        return self.canon(key) in self.engines or "engine" in name_tokens(last_name(key))
+        if self.canon(key) in self.engines or key in self.extra_engines or last_name(key) in self.extra_engines:
+            return True
+        return "engine" in name_tokens(last_name(key))
 
     def is_scaler(self, key: str) -> bool:
         return self.canon(key) in self.scalers or "scaler" in name_tokens(last_name(key))
@@ -204,6 +217,9 @@ class _FactCollector(cst.CSTVisitor):
             self.torch_imported = True
 
     def visit_Call(self, node: cst.Call) -> None:
+        for arg in node.args:
+            if isinstance(arg.value, cst.Name):
+                self.facts.passed.add(arg.value.value)
         name = callee_name(node)
         recv = receiver(node)
         if recv is None:
@@ -247,7 +263,7 @@ class _FactCollector(cst.CSTVisitor):
             if owners and len(names) == 1:
                 facts.param_sources[names[0]] = owners
             return
-        if callee in OPTIMIZER_CLASSES or callee in facts.custom_optimizers or FACTORY_RE.match(callee):
+        if facts.is_factory(callee):
             if len(names) == 1:
                 facts.optimizers.add(names[0])
                 facts.owners[names[0]] = self._owners(call)
@@ -276,9 +292,13 @@ class _FactCollector(cst.CSTVisitor):
         return frozenset(owners) or None
 
 
-def collect_facts(parsed: ParsedModule) -> ModuleFacts:
-    """One pass over the module collecting optimizers, ownership, aliases and helpers."""
-    facts = ModuleFacts()
+def collect_facts(
+    parsed: ParsedModule, factories: frozenset[str] = frozenset(), engines: frozenset[str] = frozenset()
+) -> ModuleFacts:
+    """One pass over the module collecting optimizers, ownership, aliases and helpers.
+
+    ``factories`` and ``engines`` are names the project's configuration adds."""
+    facts = ModuleFacts(extra_factories=factories, extra_engines=engines)
     collector = _FactCollector(parsed, facts)
     parsed.module.visit(collector)
     # MXNet, Paddle, TensorFlow... have their own step/backward with other semantics.

@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from zgcheck.diagnostics import Diagnostic, FileProblem, FileResult
 from zgcheck.settings import Settings
 from zgcheck.sources import decode, might_hold_training_code, read_bytes
 
 Analysis = tuple[list[Diagnostic], list[FileProblem]]
+
+if TYPE_CHECKING:
+    from zgcheck.config import Resolver
 
 
 def analyse_text(text: str, filename: str, settings: Settings) -> tuple[list[Diagnostic], list[FileProblem]]:
@@ -23,19 +27,28 @@ def analyse_text(text: str, filename: str, settings: Settings) -> tuple[list[Dia
     parsed = parse(filename, text)
     if isinstance(parsed, FileProblem):
         return [], [parsed]
-    facts = collect_facts(parsed)
+    facts = collect_facts(parsed, settings.optimizer_factories, settings.zeroing_engines)
     if facts.other_framework:
         return [], []
     regions = extract_regions(parsed, facts)
     orderings = [o for region in regions for o in analyse_region(region, facts)]
-    ctx = RuleContext(filename, facts, regions, orderings)
+    ctx = RuleContext(filename, facts, regions, orderings, parsed)
+    enabled = frozenset(settings.select) - settings.ignored_in(filename)
     found: dict[tuple[str, int, int], Diagnostic] = {}
     for rule in RULES:
-        if not settings.enabled(rule.code):
+        if rule.code not in enabled:
             continue
         for diag in rule.check(ctx):
             found.setdefault((diag.code, diag.location.row, diag.location.column), diag)
-    return sorted(found.values(), key=Diagnostic.sort_key), []
+    return _suppressed(list(found.values()), text, filename, enabled), []
+
+
+def _suppressed(diagnostics: list[Diagnostic], text: str, filename: str, enabled: frozenset[str]) -> list[Diagnostic]:
+    """Apply ``# noqa`` directives (and report unused ones as ZG100)."""
+    from zgcheck.rules import RULES_BY_CODE
+    from zgcheck.suppression import suppress
+
+    return suppress(diagnostics, text, filename, enabled, frozenset(RULES_BY_CODE))
 
 
 def check_source(text: str, filename: str = "<string>", settings: Settings | None = None) -> FileResult:
@@ -58,10 +71,32 @@ def check_bytes(data: bytes, path: str, settings: Settings) -> FileResult:
     """Prefilter, decode and check a file's bytes. Every failure is a value."""
     if not might_hold_training_code(data):
         return FileResult(path)
+    if path.endswith(".ipynb"):
+        return check_notebook(path, data, settings)
     source = decode(path, data)
     if isinstance(source, FileProblem):
         return FileResult(path, problems=(source,))
     return _guarded(path, lambda: analyse_text(source.text, path, settings), source.text)
+
+
+def check_notebook(path: str, data: bytes, settings: Settings) -> FileResult:
+    """Code cells as one module; findings located by cell; a broken cell is reported alone."""
+    from zgcheck.notebooks import read_notebook, relocate
+
+    nb = read_notebook(path, data)
+    if isinstance(nb, FileProblem):
+        return FileResult(path, problems=(nb,))
+    result = _guarded(path, lambda: analyse_text(nb.text, path, settings), nb.text)
+    cells = [() for _ in nb.raw["cells"]]
+    for number, cell in enumerate(nb.raw["cells"]):
+        source = cell.get("source", "") if isinstance(cell, dict) else ""
+        cells[number] = tuple(("".join(source) if isinstance(source, list) else str(source)).splitlines())
+    return replace(
+        result,
+        diagnostics=tuple(relocate(d, nb) for d in result.diagnostics),
+        problems=nb.broken + result.problems,
+        cell_lines=tuple(cells),
+    )
 
 
 # LibCST and the analysis recurse once per nesting level. The default limit (1,000 Python
@@ -85,6 +120,112 @@ def _guarded(filename: str, work: Callable[[], Analysis], text: str) -> FileResu
         problem = FileProblem(filename, "internal", f"internal error while analysing: {type(exc).__name__}: {detail}")
         return FileResult(filename, problems=(problem,), parsed=True)
     return FileResult(filename, tuple(diagnostics), tuple(problems), parsed=True, source_lines=tuple(text.splitlines()))
+
+
+@dataclass(frozen=True)
+class FixMode:
+    """What to do with fixes: include unsafe ones; write files (False for --diff)."""
+
+    unsafe: bool = False
+    write: bool = True
+
+
+def fix_source(text: str, filename: str, settings: Settings, unsafe: bool = False):
+    """Fix decoded source text; returns a :class:`zgcheck.fixes.FixResult`."""
+    from zgcheck.fixes import fix_text
+
+    def check(current: str) -> list[Diagnostic]:
+        diagnostics, problems = analyse_text(current, filename, settings)
+        return [] if problems else diagnostics
+
+    return fix_text(text, filename, check, unsafe)
+
+
+def fix_file(path: str, settings: Settings, mode: FixMode) -> FileResult:
+    """Check one file, fix what can be proven safe, write it atomically (unless --diff)."""
+    first = check_file(path, settings)
+    if first.problems or not any(d.fix for d in first.diagnostics):
+        return first
+    if path.endswith(".ipynb"):
+        return fix_notebook(path, settings, mode, first)
+    source = decode(path, read_bytes(path))  # read again: check_file keeps no bytes around
+    outcome = fix_source(source.text, path, settings, mode.unsafe)
+    if not outcome.fixed:
+        return first
+    if outcome.refused:
+        return replace(first, fix_note=f"not fixed: {outcome.refused}")
+    diff = unified_diff(path, source.text, outcome.text)
+    note = ""
+    if mode.write:
+        note = write_atomic(path, outcome.text, source)
+    if note:
+        return replace(first, fix_note=note)
+    remaining, _ = analyse_text(outcome.text, path, settings)
+    lines = tuple(outcome.text.splitlines())
+    return replace(first, diagnostics=tuple(remaining), fixed=outcome.fixed, diff=diff, source_lines=lines)
+
+
+def fix_notebook(path: str, settings: Settings, mode: FixMode, first: FileResult) -> FileResult:
+    """Fix a notebook's cells; only changed cells' sources change in the JSON."""
+    from zgcheck.notebooks import cell_sources, read_notebook, rewrite
+    from zgcheck.sources import Source
+
+    data = read_bytes(path)
+    nb = read_notebook(path, data)
+    outcome = fix_source(nb.text, path, settings, mode.unsafe)
+    if not outcome.fixed:
+        return first
+    if outcome.refused:
+        return replace(first, fix_note=f"not fixed: {outcome.refused}")
+    raw_text = data.decode("utf-8-sig")
+    sources = cell_sources(nb, outcome.text)
+    new_text = rewrite(nb, raw_text, sources) if sources is not None else None
+    if new_text is None:
+        return replace(first, fix_note="not fixed: the notebook's JSON formatting could not be reproduced exactly")
+    note = write_atomic(path, new_text, Source(path, new_text, "utf-8", data.startswith(b"\xef\xbb\xbf"))) if mode.write else ""
+    if note:
+        return replace(first, fix_note=note)
+    after = check_notebook(path, new_text.encode("utf-8"), settings)
+    return replace(after, fixed=outcome.fixed, diff=unified_diff(path, raw_text, new_text))
+
+
+def unified_diff(path: str, before: str, after: str) -> str:
+    import difflib
+
+    lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True), path, path)
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def write_atomic(path: str, text: str, source) -> str:
+    """Write via a temporary file in the same folder and os.replace; "" or why not."""
+    import os
+    import stat
+    import tempfile
+
+    target = os.path.realpath(path)
+    if os.path.islink(path) and not target.startswith(os.path.realpath(os.getcwd()) + os.sep):
+        return "not fixed: it is a symlink to a file outside the current tree"
+    encoding = "utf-8-sig" if source.bom else source.encoding
+    try:
+        data = text.encode(encoding)
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+        handle = tempfile.NamedTemporaryFile(dir=os.path.dirname(target), prefix=".zgcheck-", delete=False)
+        try:
+            with handle:
+                handle.write(data)
+            os.chmod(handle.name, mode)
+            os.replace(handle.name, target)
+        except BaseException:
+            os.unlink(handle.name)
+            raise
+    except (OSError, UnicodeEncodeError) as exc:
+        return f"not fixed: cannot write the file ({getattr(exc, 'strerror', None) or exc})"
+    return ""
+
+
+def settings_for(settings: "Settings | Resolver", path: str) -> Settings:
+    """Fixed settings, or the ones a Resolver finds for ``path`` (nearest configuration)."""
+    return settings if isinstance(settings, Settings) else settings.for_path(path)
 
 
 def _on_deep_stack(work: Callable[[], Analysis]) -> Analysis:
@@ -114,10 +255,11 @@ def _on_deep_stack(work: Callable[[], Analysis]) -> Analysis:
     return value
 
 
-def run(paths: Iterable[str], settings: Settings) -> Iterator[FileResult]:
-    """Check files in order. (A process pool and a cache plug in here.)"""
+def run(paths: Iterable[str], settings: "Settings | Resolver", fix: FixMode | None = None) -> Iterator[FileResult]:
+    """Check (or fix) files in order. (A process pool and a cache plug in here.)"""
     for path in paths:
-        yield check_file(path, settings)
+        chosen = settings_for(settings, path)
+        yield check_file(path, chosen) if fix is None else fix_file(path, chosen, fix)
 
 
 def check_paths(paths: Iterable[str], settings: Settings | None = None) -> list[FileResult]:

@@ -1,11 +1,32 @@
-"""JSON output with ruff's field names, so tools that read ruff's JSON read ours."""
+"""JSON output with ruff's field names, so tools that read ruff's JSON read ours.
+
+``json`` writes one array; ``json-lines`` one object per line (for streaming tools).
+"""
 from __future__ import annotations
 
 import json
 import os
 
-from zgcheck.diagnostics import Diagnostic, FileProblem
+from zgcheck.diagnostics import Diagnostic, Fix, FileProblem, Location
 from zgcheck.reporting import RunReport
+
+
+def _location(location: Location) -> dict:
+    return {"column": location.column, "row": location.row}
+
+
+def fix_dict(fix: Fix | None) -> dict | None:
+    """A Fix as ruff serialises it: applicability, message and edits."""
+    if fix is None:
+        return None
+    return {
+        "applicability": fix.applicability,
+        "edits": [
+            {"content": e.content, "end_location": _location(e.end_location), "location": _location(e.location)}
+            for e in fix.edits
+        ],
+        "message": fix.message,
+    }
 
 
 def _diagnostic(diag: Diagnostic) -> dict:
@@ -13,12 +34,12 @@ def _diagnostic(diag: Diagnostic) -> dict:
 
     rule = RULES_BY_CODE.get(diag.code)
     return {
-        "cell": None,
+        "cell": diag.cell,
         "code": diag.code,
-        "end_location": {"column": diag.end_location.column, "row": diag.end_location.row},
+        "end_location": _location(diag.end_location),
         "filename": os.path.abspath(diag.filename),
-        "fix": diag.fix,
-        "location": {"column": diag.location.column, "row": diag.location.row},
+        "fix": fix_dict(diag.fix),
+        "location": _location(diag.location),
         "message": diag.message,
         "noqa_row": diag.location.row,
         "url": rule.url if rule else None,
@@ -40,7 +61,16 @@ def _problem(problem: FileProblem) -> dict:
     }
 
 
+def items(report: RunReport) -> list[dict]:
+    """Problems first, then diagnostics, each as a ruff-shaped dict."""
+    return [_problem(p) for p in report.all_problems] + [_diagnostic(d) for d in report.diagnostics]
+
+
 def write_json(report: RunReport, stream) -> None:
-    items = [_problem(p) for p in report.all_problems] + [_diagnostic(d) for d in report.diagnostics]
-    json.dump(items, stream, indent=2)
+    json.dump(items(report), stream, indent=2)
     stream.write("\n")
+
+
+def write_json_lines(report: RunReport, stream) -> None:
+    for item in items(report):
+        stream.write(json.dumps(item) + "\n")

@@ -34,7 +34,9 @@ def _frame(diag: Diagnostic, lines: tuple[str, ...]) -> list[tuple[int, str, str
     return rows
 
 
-def write_text(report: RunReport, stream, full: bool = True, color: bool | None = None) -> None:
+def write_text(report: RunReport, stream, full: bool = True, color: bool | None = None, show_fixes: bool = False,
+               quiet: bool = False) -> None:
+    """Diagnostics (with code frames when ``full``) and, unless ``quiet``, a summary line."""
     from rich.console import Console
     from rich.text import Text
 
@@ -42,20 +44,30 @@ def write_text(report: RunReport, stream, full: bool = True, color: bool | None 
     for problem in report.all_problems:
         where = f"{_relative(problem.filename)}:{problem.row}:{problem.column}:" if problem.row else f"{_relative(problem.filename)}:"
         console.print(Text.assemble((where, "bold"), " ", ("error", "bold red"), f": {problem.message}"))
+    for note in report.fix_notes:
+        console.print(Text.assemble(("warning", "bold yellow"), f": {note}"))
     for result in report.results:
         for diag in result.diagnostics:
             _print_diagnostic(console, diag, result, full)
-    _summary(console, report)
+    if show_fixes and report.fixed:
+        console.print(f"Fixed {len(report.fixed)} finding{'s' if len(report.fixed) != 1 else ''}:")
+        for result in report.results:
+            for code, n in sorted(Counter(d.code for d in result.fixed).items()):
+                console.print(f"- {_relative(result.filename)}: {n} × {code}")
+    if not quiet:
+        _summary(console, report)
 
 
 def _print_diagnostic(console, diag: Diagnostic, result: FileResult, full: bool) -> None:
     from rich.text import Text
 
-    where = f"{_relative(diag.filename)}:{diag.location.row}:{diag.location.column}:"
+    cell = f"cell {diag.cell}:" if diag.cell is not None else ""
+    where = f"{_relative(diag.filename)}:{cell}{diag.location.row}:{diag.location.column}:"
     console.print(Text.assemble((where, "bold"), " ", (diag.code, "bold red"), " ", diag.message))
-    if not full or not result.source_lines:
+    lines = result.cell_lines[diag.cell - 1] if diag.cell is not None and result.cell_lines else result.source_lines
+    if not full or not lines:
         return
-    rows = _frame(diag, result.source_lines)
+    rows = _frame(diag, lines)
     width = len(str(rows[-1][0])) if rows else 1
     previous = None
     for number, line, label in rows:
@@ -71,6 +83,9 @@ def _summary(console, report: RunReport) -> None:
     counts = Counter(d.code for d in report.diagnostics)
     checked = len(report.results)
     problems = len(report.all_problems)
+    fixed = len(report.fixed)
+    if fixed:
+        console.print(f"Fixed {fixed} finding{'s' if fixed != 1 else ''}.")
     if not counts and not problems:
         console.print(f"All checks passed ({checked} file{'s' if checked != 1 else ''} checked).")
         return
@@ -86,3 +101,20 @@ def _summary(console, report: RunReport) -> None:
     if problems:
         line += f"; {problems} file{'s' if problems != 1 else ''} could not be analysed"
     console.print(line + ".")
+    _fixable(console, report)
+
+
+def _fixable(console, report: RunReport) -> None:
+    """ruff's hint: how many findings a flag would fix."""
+    fixes = [d.fix for d in report.diagnostics if d.fix is not None]
+    safe = sum(f.applicability == "safe" for f in fixes)
+    unsafe = len(fixes) - safe
+    if report.unsafe_fixes:
+        safe, unsafe = safe + unsafe, 0
+    parts = []
+    if safe:
+        parts.append(f"{safe} fixable with --fix" + (" --unsafe-fixes" if report.unsafe_fixes else ""))
+    if unsafe:
+        parts.append(f"{unsafe} more with --unsafe-fixes" if safe else f"{unsafe} fixable with --fix --unsafe-fixes")
+    if parts:
+        console.print("[*] " + ", ".join(parts) + ".")

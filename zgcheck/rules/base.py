@@ -4,7 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
-from zgcheck.diagnostics import Diagnostic, Location, RelatedEvent
+from zgcheck.diagnostics import Diagnostic, Fix, Location, RelatedEvent
+from zgcheck.fixes import FixPlanner
+from zgcheck.parsing import ParsedModule
 from zgcheck.events import Ev, Event, Region
 from zgcheck.ordering import MANUAL_PREFIX, Ordering, zero_effect
 from zgcheck.recognize import ModuleFacts
@@ -34,8 +36,18 @@ class RuleContext:
     facts: ModuleFacts
     regions: list[Region]
     orderings: list[Ordering]
+    parsed: ParsedModule | None = None
+    _planner: FixPlanner | None = None
 
-    def diagnostic(self, code: str, event: Event, message: str, key: str, related: Iterable[Event] = ()) -> Diagnostic:
+    @property
+    def fixes(self) -> FixPlanner:
+        """The fix planner, built on first use (only files with findings pay for it)."""
+        if self._planner is None:
+            self._planner = FixPlanner(self.parsed, set(self.facts.optimizers))
+        return self._planner
+
+    def diagnostic(self, code: str, event: Event, message: str, key: str, related: Iterable[Event] = (),
+                   fix: Fix | None = None) -> Diagnostic:
         return Diagnostic(
             code=code,
             message=message,
@@ -44,6 +56,7 @@ class RuleContext:
             end_location=Location(event.end_line, event.end_column),
             optimizer=key,
             related=tuple(RelatedEvent(e.kind, e.line) for e in related if e is not None),
+            fix=fix,
         )
 
     def optimizer_orderings(self) -> Iterator[Ordering]:
@@ -78,6 +91,12 @@ def zeros_of(region: Region, key: str, facts: ModuleFacts, weak: bool = True) ->
         o for o in region.occurrences
         if zero_effect(o.event, key, facts) is not None and (weak or not o.event.weak)
     ]
+
+
+def steps_in_loop(region: Region, key: str, loop: int) -> list[Event]:
+    """Every step of ``key`` inside loop ``loop``, in source order."""
+    steps = [o.event for o in region.occurrences if o.event.kind == "step" and o.event.opt == key and inside(o, loop)]
+    return sorted({e.id: e for e in steps}.values(), key=lambda e: (e.line, e.column))
 
 
 def cite(event: Event | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from zgcheck.diagnostics import Diagnostic
-from zgcheck.rules.base import Rule, RuleContext, cite, inside, stale_findings, zeros_of
+from zgcheck.rules.base import Rule, RuleContext, cite, inside, stale_findings, steps_in_loop, zeros_of
 from zgcheck.rules.zg005_closure_missing_zero_grad import closure_missing_zero
 
 EXPLANATION = """\
@@ -58,14 +58,16 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                     f"{key}.zero_grad (line {ref.event.line}) is referenced but never called (missing "
                     f"parentheses), so {cite(step.event)} keeps adding every earlier backward's gradients"
                 )
-                yield ctx.diagnostic("ZG001", ref.event, message, key, (ref.event, backward, step.event))
+                yield ctx.diagnostic("ZG001", ref.event, message, key, (ref.event, backward, step.event),
+                                     fix=ctx.fixes.add_parens(ref.event))
                 continue
             message = (
                 f"{cite(step.event)} uses gradients that {_previous(by, step.event)} already consumed: "
                 f"nothing resets {key}'s gradients before {cite(backward)} adds to them; "
                 f"call {key}.zero_grad() once per step"
             )
-            yield ctx.diagnostic("ZG001", step.event, message, key, (backward, step.event))
+            yield ctx.diagnostic("ZG001", step.event, message, key, (backward, step.event),
+                                 fix=ctx.fixes.zero_after_step(steps_in_loop(region, key, loop)))
 
 
 def _previous(by, step) -> str:

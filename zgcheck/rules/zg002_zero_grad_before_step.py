@@ -48,7 +48,8 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 f"{cite(zero)} clears the gradients that {cite(backward)} produced "
                 f"before {cite(step)} can use them"
             )
-            yield ctx.diagnostic("ZG002", zero, message, ordering.key, (backward, zero, step))
+            yield ctx.diagnostic("ZG002", zero, message, ordering.key, (backward, zero, step),
+                                 fix=ctx.fixes.move_zero_after_step(zero, step))
 
 
 RULE = Rule(

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from zgcheck.diagnostics import Diagnostic
-from zgcheck.rules.base import Rule, RuleContext, cite, inside, stale_findings, zeros_of
+from zgcheck.rules.base import Rule, RuleContext, cite, inside, stale_findings, steps_in_loop, zeros_of
 
 EXPLANATION = """\
 What it does
@@ -53,7 +53,8 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 f"{cite(backward)} and {cite(step.event)}: from the second step on, {key} "
                 f"steps on stale gradients; reset them inside the loop"
             )
-            yield ctx.diagnostic("ZG003", zero, message, key, (zero, backward, step.event))
+            yield ctx.diagnostic("ZG003", zero, message, key, (zero, backward, step.event),
+                                 fix=ctx.fixes.zero_after_step(steps_in_loop(region, key, loop)))
 
 
 RULE = Rule(

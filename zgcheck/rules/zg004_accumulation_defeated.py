@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from zgcheck.diagnostics import Diagnostic
+from zgcheck.loops import SYNC_CONDITION
 from zgcheck.ordering import accumulation_condition
 from zgcheck.rules.base import Rule, RuleContext, cite, guarded_in, innermost_loop, occurrence
 
@@ -61,7 +62,8 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 f"`{cond}`: it wipes the gradients that {cite(backward)} accumulated in the "
                 f"iterations that skipped the step"
             )
-            yield ctx.diagnostic("ZG004", zero.event, message, key, (zero.event, backward, step.event))
+            fix = None if cond == SYNC_CONDITION else ctx.fixes.move_zero_after_step(zero.event, step.event, safe_when_same_block=False)
+            yield ctx.diagnostic("ZG004", zero.event, message, key, (zero.event, backward, step.event), fix=fix)
 
 
 RULE = Rule(

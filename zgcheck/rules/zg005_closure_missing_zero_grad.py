@@ -67,7 +67,8 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 f"zeroing first: {event.opt} may evaluate the closure several times per step and "
                 f"the gradients pile up; call {event.opt}.zero_grad() at the top of the closure"
             )
-            yield ctx.diagnostic("ZG005", backward, message, event.opt or "", (backward, event))
+            yield ctx.diagnostic("ZG005", backward, message, event.opt or "", (backward, event),
+                                 fix=ctx.fixes.zero_first_in_closure(event))
 
 
 RULE = Rule(

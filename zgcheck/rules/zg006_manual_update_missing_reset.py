@@ -48,7 +48,9 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 f"{cite(backward)} adds to the gradients of all earlier iterations; "
                 f"set {base}.grad = None after the update"
             )
-            yield ctx.diagnostic("ZG006", update.event, message, base, (backward, update.event))
+            style_zero = ".grad.zero_()" in ctx.parsed.module.code and ".grad = None" not in ctx.parsed.module.code
+            yield ctx.diagnostic("ZG006", update.event, message, base, (backward, update.event),
+                                 fix=ctx.fixes.reset_after_update(update.event, style_zero))
 
 
 RULE = Rule(

@@ -1,0 +1,158 @@
+"""Jupyter notebooks: code cells in order as one module, magics masked, locations per cell.
+
+Read with the standard library's ``json`` rather than nbformat: zgcheck needs only the
+cells' sources, must write back byte-identical JSON except for the cells it fixed, and
+should not pull nbformat's validation (jsonschema) into a linter's start-up. A notebook
+is written back only when re-serialising the *unchanged* notebook with the detected
+style (indent, key order, ASCII escaping, final newline) reproduces the file exactly.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, replace
+
+from zgcheck.diagnostics import Diagnostic, FileProblem, Location, RelatedEvent
+
+BOUNDARY = "# %%zgcheck-cell-boundary%%"
+MAGIC = re.compile(r"^(\s*)pass  # zgcheck-magic-(\d+)$", re.M)
+PYTHON_CELL_MAGICS = ("%%time", "%%timeit", "%%capture", "%%prun")
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """A parsed notebook and the module text built from its code cells."""
+
+    raw: dict
+    text: str  # code cells joined by BOUNDARY lines, magics masked
+    cells: tuple[int, ...]  # notebook cell index (0-based) of each code cell, in order
+    starts: tuple[int, ...]  # module row where each code cell starts (1-based)
+    originals: tuple[str, ...]  # masked lines, restored after a fix
+    broken: tuple[FileProblem, ...] = ()
+
+    def locate(self, row: int) -> tuple[int, int]:
+        """Module row -> (notebook cell number, 1-based; row inside that cell)."""
+        index = 0
+        for i, start in enumerate(self.starts):
+            if start <= row:
+                index = i
+        return self.cells[index] + 1, row - self.starts[index] + 1
+
+
+def _source(cell: dict) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def _mask(source: str, originals: list[str]) -> str:
+    """Replace IPython-only lines by `pass` placeholders that keep indentation and count."""
+    lines = source.split("\n")
+    first = lines[0].strip() if lines else ""
+    whole_cell = first.startswith("%%") and not first.startswith(PYTHON_CELL_MAGICS)
+    out = []
+    continued, start_indent = False, ""
+    for number, line in enumerate(lines):
+        stripped = line.strip()
+        ipython = continued or stripped.startswith(("%", "!", "?")) or re.match(r"^[\w.]+\s*=\s*[!%]", stripped) or (
+            stripped.endswith("?") and not stripped.startswith("#")
+        )
+        if whole_cell or ipython:
+            indent = "" if whole_cell else (start_indent if continued else line[: len(line) - len(line.lstrip())])
+            start_indent = indent
+            continued = stripped.endswith("\\")  # `!cmd \` goes on to the next line
+            out.append(f"{indent}pass  # zgcheck-magic-{len(originals)}")
+            originals.append(line)
+        else:
+            continued = False
+            out.append(line)
+    return "\n".join(out)
+
+
+def read_notebook(path: str, data: bytes) -> Notebook | FileProblem:
+    try:
+        raw = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return FileProblem(path, "decode", f"not a valid notebook: {exc}")
+    if not isinstance(raw, dict) or raw.get("nbformat") != 4 or not isinstance(raw.get("cells"), list):
+        return FileProblem(path, "decode", "not a valid notebook: only nbformat 4 is supported")
+    originals: list[str] = []
+    chunks, cells, starts, broken = [], [], [], []
+    row = 1
+    for index, cell in enumerate(raw["cells"]):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        masked = _mask(_source(cell), originals)
+        problem = _cell_problem(path, masked, index)
+        if problem is not None:
+            broken.append(problem)
+            masked = "\n".join("# " + line for line in masked.split("\n"))
+        cells.append(index)
+        starts.append(row)
+        chunks.append(masked)
+        row += masked.count("\n") + 2  # the cell's lines plus the boundary line
+    text = ("\n" + BOUNDARY + "\n").join(chunks) + "\n"
+    return Notebook(raw, text, tuple(cells), tuple(starts), tuple(originals), tuple(broken))
+
+
+def _cell_problem(path: str, source: str, index: int) -> FileProblem | None:
+    import ast
+
+    try:
+        ast.parse(source)
+    except SyntaxError as exc:
+        return FileProblem(path, "syntax", f"cell {index + 1}: syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1)
+    except (ValueError, RecursionError):
+        return FileProblem(path, "syntax", f"cell {index + 1}: cannot parse")
+    return None
+
+
+def relocate(diag: Diagnostic, nb: Notebook) -> Diagnostic:
+    """Module rows -> cell rows, in the location, the related events and the message."""
+    cell, row = nb.locate(diag.location.row)
+    end_cell, end_row = nb.locate(diag.end_location.row)
+
+    def mention(match: re.Match) -> str:
+        other, local = nb.locate(int(match.group(1)))
+        return f"(line {local})" if other == cell else f"(cell {other}, line {local})"
+
+    related = tuple(replace(e, line=nb.locate(e.line)[1]) for e in diag.related)
+    return replace(
+        diag,
+        cell=cell,
+        location=Location(row, diag.location.column),
+        end_location=Location(end_row if end_cell == cell else row, diag.end_location.column),
+        message=re.sub(r"\(line (\d+)\)", mention, diag.message),
+        related=related,
+    )
+
+
+def cell_sources(nb: Notebook, fixed_text: str) -> dict[int, str] | None:
+    """Split a fixed module back into cells and restore the masked magics."""
+    restored = MAGIC.sub(lambda m: nb.originals[int(m.group(2))], fixed_text)
+    parts = restored[:-1].split("\n" + BOUNDARY + "\n") if restored.endswith("\n") else None
+    if parts is None or len(parts) != len(nb.cells):
+        return None
+    return dict(zip(nb.cells, parts))
+
+
+def _style(raw_text: str) -> dict:
+    match = re.search(r"\n( +)\"", raw_text)
+    return {"indent": len(match.group(1)) if match else 1, "ensure_ascii": "\\u" in raw_text}
+
+
+def _dump(raw: dict, style: dict, newline: bool) -> str:
+    return json.dumps(raw, indent=style["indent"], ensure_ascii=style["ensure_ascii"]) + ("\n" if newline else "")
+
+
+def rewrite(nb: Notebook, raw_text: str, sources: dict[int, str]) -> str | None:
+    """The notebook JSON with only the changed cells' sources replaced, or None when the
+    file's own formatting cannot be reproduced (then it must not be written)."""
+    style, newline = _style(raw_text), raw_text.endswith("\n")
+    if _dump(nb.raw, style, newline) != raw_text:
+        return None
+    updated = json.loads(json.dumps(nb.raw))
+    for index, source in sources.items():
+        if source != _source(nb.raw["cells"][index]):
+            lines = source.splitlines(keepends=True)
+            updated["cells"][index]["source"] = lines if isinstance(nb.raw["cells"][index]["source"], list) else source
+    return _dump(updated, style, newline)
