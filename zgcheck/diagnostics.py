@@ -72,7 +72,7 @@ class FileProblem:
     """A file that could not be analysed: unreadable, undecodable, a syntax error, a crash."""
 
     filename: str
-    kind: str  # "io", "decode", "syntax", "internal"
+    kind: str  # "io", "decode", "syntax", "limit" (too large or too deep), "internal"
     message: str
     row: int = 0
     column: int = 0

@@ -19,6 +19,7 @@ from zgcheck.parsing import ParsedModule
 
 SAFE, UNSAFE = "safe", "unsafe"
 MAX_PASSES = 6
+FIX_ORDER = {"ZG001": 0, "ZG003": 1, "ZG005": 2, "ZG006": 3, "ZG002": 4, "ZG004": 5}
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,9 @@ def _overlaps(a: Fix, b: Fix) -> bool:
 def choose(diagnostics: list[Diagnostic], unsafe: bool) -> list[Diagnostic]:
     """Fixable diagnostics whose edits do not touch each other (the rest wait a pass)."""
     chosen: list[Diagnostic] = []
-    for diag in diagnostics:
+    # Resets after steps first: moving a zero under a condition before every step has its
+    # reset can leave a conditional zero that the analysis then assumes aligned.
+    for diag in sorted(diagnostics, key=lambda d: (FIX_ORDER.get(d.code, 9), d.location.row, d.location.column)):
         fix = diag.fix
         if fix is None or (fix.applicability == UNSAFE and not unsafe):
             continue

@@ -260,7 +260,7 @@ class Interpreter:
         effect = zero_effect(event, self.key, self.facts)
         if effect is None:
             return token
-        wiped = None
+        wiped = token.wiped if effect == "full" else None  # a second zero keeps the first one's loss
         if effect == "full":
             if token.fresh or token.carried:
                 # Carried gradients wiped with no backward before the next step are lost

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from zgcheck.cache import Cache, content_hash
 from zgcheck.diagnostics import Diagnostic, FileProblem, FileResult
 from zgcheck.settings import Settings
 from zgcheck.sources import decode, might_hold_training_code, read_bytes
+
+Analysis = tuple[list[Diagnostic], list[FileProblem]]
 
 if TYPE_CHECKING:
     from zgcheck.config import Resolver
@@ -70,6 +74,11 @@ def check_file(path: str, settings: Settings) -> FileResult:
     data = read_bytes(path)
     if isinstance(data, FileProblem):
         return FileResult(path, problems=(data,))
+    return check_bytes(data, path, settings)
+
+
+def check_bytes(data: bytes, path: str, settings: Settings) -> FileResult:
+    """Prefilter, decode and check a file's bytes. Every failure is a value."""
     if not might_hold_training_code(data):
         return FileResult(path)
     if path.endswith(".ipynb"):
@@ -99,15 +108,26 @@ def check_notebook(path: str, data: bytes, settings: Settings) -> FileResult:
         cell_lines=tuple(cells),
     )
 
-def _guarded(filename: str, work, text: str) -> FileResult:
-    """Run ``work`` for one file; a crash becomes that file's problem, never the run's."""
+
+# LibCST and the analysis recurse once per nesting level. The default limit (1,000 Python
+# frames) is too low for real files such as pydoc_data/topics.py (hundreds of implicitly
+# concatenated strings), and raising it on the main thread's 8 MB C stack risks a segfault.
+# So each file is analysed on a thread with a large stack (virtual memory: only the pages
+# used are committed) and a limit that stack can hold.
+STACK_BYTES = 512 * 1024 * 1024
+RECURSION_LIMIT = 20_000
+
+
+def _guarded(filename: str, work: Callable[[], Analysis], text: str) -> FileResult:
+    """Run ``work`` on a deep stack; every exception becomes a problem of this file."""
     try:
-        diagnostics, problems = work()
+        diagnostics, problems = _on_deep_stack(work)
     except RecursionError:
-        problem = FileProblem(filename, "internal", "code is nested too deeply to analyse")
+        problem = FileProblem(filename, "limit", "code is nested too deeply to analyse; skipped")
         return FileResult(filename, problems=(problem,), parsed=True)
     except Exception as exc:  # noqa: BLE001 - one file's crash must never stop the run
-        problem = FileProblem(filename, "internal", f"internal error while analysing: {type(exc).__name__}: {exc}")
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        problem = FileProblem(filename, "internal", f"internal error while analysing: {type(exc).__name__}: {detail}")
         return FileResult(filename, problems=(problem,), parsed=True)
     return FileResult(filename, tuple(diagnostics), tuple(problems), parsed=True, source_lines=tuple(text.splitlines()))
 
@@ -216,6 +236,33 @@ def write_atomic(path: str, text: str, source) -> str:
 def settings_for(settings: "Settings | Resolver", path: str) -> Settings:
     """Fixed settings, or the ones a Resolver finds for ``path`` (nearest configuration)."""
     return settings if isinstance(settings, Settings) else settings.for_path(path)
+
+
+def _on_deep_stack(work: Callable[[], Analysis]) -> Analysis:
+    """Call ``work`` on a fresh thread with a big stack; return its value or raise its error."""
+    outcome: list = []
+
+    def target() -> None:
+        previous = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(previous, RECURSION_LIMIT))
+        try:
+            outcome.append((True, work()))
+        except BaseException as exc:  # noqa: BLE001 - handed back to the calling thread
+            outcome.append((False, exc))
+        finally:
+            sys.setrecursionlimit(previous)
+
+    old_size = threading.stack_size(STACK_BYTES)
+    try:
+        thread = threading.Thread(target=target, name="zgcheck-analyse")
+        thread.start()
+    finally:
+        threading.stack_size(old_size)
+    thread.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 # Below this many files to parse, starting worker processes (each imports LibCST, about

@@ -85,6 +85,20 @@ def guarded_in(occ: Ev, loop_id: int) -> bool:
     return index < len(occ.path) - 1
 
 
+def conditions_after(occ: Ev, loop_id: int) -> list[object]:
+    """The `if`s (and inner loops) between loop ``loop_id`` and ``occ``."""
+    index = occ.path.index(("loop", loop_id))
+    return list(occ.path[index + 1 :])
+
+
+def conditions_within(zero: Ev, step: Ev, loop_id: int) -> bool:
+    """The zero is guarded only by conditions the step shares: whenever the step runs, so
+    does the zero, and the dataflow (which correlates equal conditions) is exact. Other
+    guards are assumed aligned with the step by the code's author."""
+    guards = conditions_after(zero, loop_id)
+    return all(item[0] == "if" for item in guards) and set(guards) <= set(conditions_after(step, loop_id))
+
+
 def zeros_of(region: Region, key: str, facts: ModuleFacts, weak: bool = True) -> list[Ev]:
     """Zeros that may clear ``key``; ``weak=False`` leaves out (re)constructions."""
     return [
@@ -118,6 +132,6 @@ def stale_findings(ctx: RuleContext, ordering: Ordering) -> Iterator[tuple[Ev, E
         if loop is None:
             continue
         in_loop = [z for z in zeros if inside(z, loop)]
-        if any(guarded_in(z, loop) for z in in_loop):
+        if any(guarded_in(z, loop) and not conditions_within(z, step, loop) for z in in_loop):
             continue
         yield step, region.events.get(by_id), region.events.get(bw_id) if bw_id else None, loop, in_loop

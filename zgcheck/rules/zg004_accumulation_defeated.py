@@ -6,7 +6,8 @@ from typing import Iterator
 from zgcheck.diagnostics import Diagnostic
 from zgcheck.loops import SYNC_CONDITION
 from zgcheck.ordering import accumulation_condition
-from zgcheck.rules.base import Rule, RuleContext, cite, guarded_in, innermost_loop, occurrence
+from zgcheck.events import Ev
+from zgcheck.rules.base import Rule, RuleContext, cite, conditions_within, guarded_in, innermost_loop, inside, occurrence
 
 EXPLANATION = """\
 What it does
@@ -50,20 +51,39 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
         for zero_id, bw_id in sorted(ordering.carried_wipes):
             zero = occurrence(region, zero_id)
             loop = innermost_loop(zero)
-            if loop is None or region.loops[loop].virtual or guarded_in(zero, loop):
+            if loop is None or region.loops[loop].virtual:
                 continue
-            guarded = [(s, accumulation_condition(s, loop)) for s in steps if innermost_loop(s) == loop]
-            step, cond = next(((s, c) for s, c in guarded if c), (None, None))
+            backwards = [o for o in region.occurrences if o.event.kind == "backward" and inside(o, loop)]
+            step, cond = _accumulating_step(zero, steps, loop, backwards)
             if step is None:
                 continue
             backward = region.events.get(bw_id) if bw_id else None
+            when = "on every iteration" if not guarded_in(zero, loop) else f"when `{cond}` but before the backward"
             message = (
-                f"{cite(zero.event)} runs on every iteration, but {cite(step.event)} runs only when "
+                f"{cite(zero.event)} runs {when}, but {cite(step.event)} runs only when "
                 f"`{cond}`: it wipes the gradients that {cite(backward)} accumulated in the "
                 f"iterations that skipped the step"
             )
             fix = None if cond == SYNC_CONDITION else ctx.fixes.move_zero_after_step(zero.event, step.event, safe_when_same_block=False)
             yield ctx.diagnostic("ZG004", zero.event, message, key, (zero.event, backward, step.event), fix=fix)
+
+
+def _accumulating_step(zero: Ev, steps: list[Ev], loop: int, backwards: list[Ev]) -> tuple[Ev | None, str | None]:
+    """A step of the zero's loop under an accumulation condition that the zero does not
+    share, or shares entirely while the backward runs outside it (then the zero sits before
+    the micro-batches it should keep). A zero under some other condition is assumed aligned
+    with the step by its author; a backward under the step's own condition (a GAN's or an
+    RL agent's delayed update) accumulates nothing across iterations."""
+    for step in steps:
+        cond = accumulation_condition(step, loop) if innermost_loop(step) == loop else None
+        if not cond:
+            continue
+        if not guarded_in(zero, loop):
+            return step, cond
+        shared = conditions_within(zero, step, loop) and cond != SYNC_CONDITION
+        if shared and not any(("if", cond) in b.path for b in backwards):
+            return step, cond
+    return None, None
 
 
 RULE = Rule(
