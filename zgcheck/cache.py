@@ -101,9 +101,13 @@ class Cache:
             import tempfile  # only when writing: a warm run never pays for it
 
             handle, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(payload)
-            os.replace(tmp, self.path)
+            try:
+                with os.fdopen(handle, "w", encoding="utf-8") as out:
+                    out.write(payload)
+                os.replace(tmp, self.path)
+            except BaseException:
+                os.unlink(tmp)  # a full disk must not leave half an index behind
+                raise
         except OSError:
             return
         self.dirty = False
