@@ -14,6 +14,15 @@ from zgcheck.reporting import RunReport
 LABELS = {"zero": "zero", "backward": "backward", "step": "step", "manual": "update", "zero_ref": "not called"}
 
 
+def _glyphs(stream) -> dict[str, str]:
+    """Box-drawing glyphs when the stream can encode them, ASCII otherwise."""
+    try:
+        "│┆←×".encode(getattr(stream, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return {"bar": "|", "gap": ":", "arrow": "<-", "times": "x"}
+    return {"bar": "│", "gap": "┆", "arrow": "←", "times": "×"}
+
+
 def _relative(path: str) -> str:
     try:
         rel = os.path.relpath(path)
@@ -53,7 +62,7 @@ def write_text(report: RunReport, stream, full: bool = True, color: bool | None 
         console.print(f"Fixed {len(report.fixed)} finding{'s' if len(report.fixed) != 1 else ''}:")
         for result in report.results:
             for code, n in sorted(Counter(d.code for d in result.fixed).items()):
-                console.print(f"- {_relative(result.filename)}: {n} × {code}")
+                console.print(f"- {_relative(result.filename)}: {n} {_glyphs(console.file)['times']} {code}")
     if not quiet:
         _summary(console, report)
 
@@ -68,13 +77,14 @@ def _print_diagnostic(console, diag: Diagnostic, result: FileResult, full: bool)
     if not full or not lines:
         return
     rows = _frame(diag, lines)
+    glyph = _glyphs(console.file)
     width = len(str(rows[-1][0])) if rows else 1
     previous = None
     for number, line, label in rows:
         if previous is not None and number > previous + 1:
-            console.print(Text(" " * width + " ┆", style="dim"))
+            console.print(Text(" " * width + " " + glyph["gap"], style="dim"))
         style = "bold red" if number == diag.location.row else "cyan"
-        console.print(Text.assemble((f"{number:>{width}} │ ", "dim"), line, "  ", (f"← {label}", style)))
+        console.print(Text.assemble((f"{number:>{width}} {glyph['bar']} ", "dim"), line, "  ", (f"{glyph['arrow']} {label}", style)))
         previous = number
     console.print()
 
@@ -94,7 +104,7 @@ def _summary(console, report: RunReport) -> None:
     if not total:
         console.print(f"No findings ({checked} checked); {problems} file{'s' if problems != 1 else ''} could not be analysed.")
         return
-    parts = ", ".join(f"{code} ×{n}" for code, n in sorted(counts.items()))
+    parts = ", ".join(f"{code} {_glyphs(console.file)['times']}{n}" for code, n in sorted(counts.items()))
     line = f"Found {total} finding{'s' if total != 1 else ''} in {files} file{'s' if files != 1 else ''} ({checked} checked)"
     if parts:
         line += f": {parts}"
