@@ -126,3 +126,32 @@ def test_symlink_out_of_tree_is_not_written(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["check", "--fix", "--no-color", "train.py"])
     assert real.read_text() == original
     assert "symlink to a file outside" in result.output
+
+
+def test_file_deleted_before_fix_is_reported_not_crashed(tmp_path, monkeypatch):
+    target = tmp_path / "train.py"
+    target.write_text((FIX / "zg001_missing_zero.py").read_text())
+    import zgcheck.runner as runner
+
+    real_check = runner.check_file
+
+    def check_then_delete(path, settings):
+        result = real_check(path, settings)
+        os.unlink(path)
+        return result
+
+    monkeypatch.setattr(runner, "check_file", check_then_delete)
+    result = CliRunner().invoke(main, ["check", "--fix", "--no-color", str(target)])
+    assert "not fixed: the file changed during the run" in result.output
+    assert not target.exists()
+
+
+def test_ascii_terminal_gets_ascii_frame(tmp_path):
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONIOENCODING="ascii")
+    run = subprocess.run([sys.executable, "-m", "zgcheck.cli", "check", str(FIX / "zg002_tutorial_seed.py")],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 1, run.stderr
+    assert "| " in run.stdout and "<- zero" in run.stdout

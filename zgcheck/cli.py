@@ -22,6 +22,11 @@ def _codes(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.version_option(__version__, prog_name="zgcheck")
 def main() -> None:
     """zgcheck: find missing or misordered gradient zeroing in PyTorch training loops."""
+    for stream in (sys.stdout, sys.stderr):
+        try:  # a path or message the terminal cannot encode must not crash the report
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):
+            pass
 
 
 PROGRESS_MIN_FILES = 200  # below this a run is over before a bar would be worth drawing

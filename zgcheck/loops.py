@@ -21,7 +21,7 @@ GRAD_CLEARS = frozenset({"zero_", "fill_"})
 MAX_INLINE_DEPTH = 6
 SYNC_CONDITION = "accelerator.sync_gradients"
 ACCUM_RE = re.compile(r"%|accum|sync_grad", re.I)
-PARAM_LOOP_RE = re.compile(r"parameters\(|param_groups|\[['\"]params['\"]\]|\bparams?\b|weights?\b")
+PARAM_LOOP_RE = re.compile(r"parameters\(|\bparameters\b|param_groups|\[['\"]params['\"]\]|\bparams?\b|weights?\b")
 
 
 def is_accumulation_condition(cond: str) -> bool:
@@ -293,7 +293,8 @@ class Extractor:
             if target is not None and id(target) not in ctx.stack:
                 self.inlined.add(id(target))
                 closure_name, closure_node = closure_arg.value, target
-                closure = self.block(target.body.body, replace(ctx, stack=ctx.stack + (id(target),), subst=()))
+                # Lexically inside the same helper: its renames (optimizer -> caller's) hold.
+                closure = self.block(target.body.body, replace(ctx, stack=ctx.stack + (id(target),)))
         elif isinstance(closure_arg, cst.Attribute) and self.text(closure_arg.value, ctx) == "self" and ctx.cls:
             target = facts.methods.get((ctx.cls, closure_arg.attr.value))
             if target is not None and id(target) not in ctx.stack:
@@ -471,6 +472,7 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts) -> list[Region]:
     top = extractor.block(parsed.module.body, Context())
     regions.append(_region(extractor, "<module>", top))
     bodies = []
+    returned = _returned_names(parsed.module)
     for func, cls in _function_defs(parsed.module):
         if isinstance(func.body, cst.IndentedBlock):
             bodies.append((func, extractor.block(func.body.body, Context(cls=cls, stack=(id(func),)))))
@@ -481,7 +483,7 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts) -> list[Region]:
         handed = func.name.value in facts.passed and id(func) not in closures
         if (id(func) in extractor.inlined and not handed) or not body.items:
             continue
-        if not _runs_per_batch(func, body):
+        if not _runs_per_batch(func, body) or func.name.value in returned:
             regions.append(_region(extractor, func.name.value, body))
             continue
         loop_id = extractor.new_id()
@@ -490,6 +492,20 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts) -> list[Region]:
         virtual = Loop(loop_id, _prefix_paths(body, loop_id), EMPTY, line, virtual=True)
         regions.append(_region(extractor, func.name.value, Seq((virtual,))))
     return regions
+
+
+def _returned_names(module: cst.Module) -> set[str]:
+    """Functions a factory returns (`return train_step`): their caller, and so where the
+    gradients are reset, is out of sight; they are analysed once, not as a loop body."""
+    names: set[str] = set()
+
+    class Finder(cst.CSTVisitor):
+        def visit_Return(self, node: cst.Return) -> None:
+            if isinstance(node.value, cst.Name):
+                names.add(node.value.value)
+
+    module.visit(Finder())
+    return names
 
 
 STEP_FUNCTION_RE = re.compile(r"train|step|fit|update|epoch|iter|batch|optimi[sz]e|closure|learn", re.I)

@@ -51,8 +51,13 @@ def _mask(source: str, originals: list[str]) -> str:
     whole_cell = first.startswith("%%") and not first.startswith(PYTHON_CELL_MAGICS)
     out = []
     continued, start_indent = False, ""
+    depth = 0
     for number, line in enumerate(lines):
         stripped = line.strip()
+        if depth > 0 and not continued:  # inside brackets: `% (a, b)` is Python's % operator
+            depth = max(0, depth + _bracket_balance(line))
+            out.append(line)
+            continue
         ipython = continued or stripped.startswith(("%", "!", "?")) or re.match(r"^[\w.]+\s*=\s*[!%]", stripped) or (
             stripped.endswith("?") and not stripped.startswith("#")
         )
@@ -64,8 +69,26 @@ def _mask(source: str, originals: list[str]) -> str:
             originals.append(line)
         else:
             continued = False
+            depth = max(0, _bracket_balance(line))
             out.append(line)
     return "\n".join(out)
+
+
+def _bracket_balance(line: str) -> int:
+    """Open minus closed brackets on a line, outside simple string literals and comments."""
+    balance, quote = 0, ""
+    for char in line:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#":
+            break
+        elif char in "([{":
+            balance += 1
+        elif char in ")]}":
+            balance -= 1
+    return balance
 
 
 def read_notebook(path: str, data: bytes) -> Notebook | FileProblem:

@@ -156,9 +156,20 @@ def fix_file(path: str, settings: Settings, mode: FixMode) -> FileResult:
     first = check_file(path, settings)
     if first.problems or not any(d.fix for d in first.diagnostics):
         return first
-    if path.endswith(".ipynb"):
-        return fix_notebook(path, settings, mode, first)
-    source = decode(path, read_bytes(path))  # read again: check_file keeps no bytes around
+    try:
+        if path.endswith(".ipynb"):
+            return _on_deep_stack(lambda: fix_notebook(path, settings, mode, first))
+        return _on_deep_stack(lambda: _fix_python(path, settings, mode, first))
+    except Exception as exc:  # noqa: BLE001 - a crash while fixing leaves the file untouched
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        return replace(first, fix_note=f"not fixed: internal error while fixing: {type(exc).__name__}: {detail}")
+
+
+def _fix_python(path: str, settings: Settings, mode: FixMode, first: FileResult) -> FileResult:
+    data = read_bytes(path)  # read again: check_file keeps no bytes around
+    source = decode(path, data) if not isinstance(data, FileProblem) else data
+    if isinstance(source, FileProblem):
+        return replace(first, fix_note=f"not fixed: the file changed during the run ({source.message})")
     outcome = fix_source(source.text, path, settings, mode.unsafe)
     if not outcome.fixed:
         return first

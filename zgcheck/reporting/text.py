@@ -23,7 +23,7 @@ class _Writer:
     import) is not loaded; otherwise rich renders the styles."""
 
     def __init__(self, stream, color: bool | None) -> None:
-        self.stream = stream
+        self.stream = self.file = stream  # `file`, as rich's Console names it
         self.console = None
         if color or (color is None and _maybe_styled(stream)):
             from rich.console import Console
@@ -50,6 +50,15 @@ def _maybe_styled(stream) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def _glyphs(stream) -> dict[str, str]:
+    """Box-drawing glyphs when the stream can encode them, ASCII otherwise."""
+    try:
+        "│┆←×".encode(getattr(stream, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return {"bar": "|", "gap": ":", "arrow": "<-", "times": "x"}
+    return {"bar": "│", "gap": "┆", "arrow": "←", "times": "×"}
 
 
 def _relative(path: str) -> str:
@@ -94,7 +103,7 @@ def write_text(report: RunReport, stream, full: bool = True, color: bool | None 
         console.print(f"Fixed {len(report.fixed)} finding{'s' if len(report.fixed) != 1 else ''}:")
         for result in report.results:
             for code, n in sorted(Counter(d.code for d in result.fixed).items()):
-                console.print(f"- {_relative(result.filename)}: {n} × {code}")
+                console.print(f"- {_relative(result.filename)}: {n} {_glyphs(console.file)['times']} {code}")
     if not quiet:
         _summary(console, report)
 
@@ -107,13 +116,14 @@ def _print_diagnostic(console: "_Writer", diag: Diagnostic, result: FileResult, 
     if not full or not lines:
         return
     rows = _frame(diag, lines)
+    glyph = _glyphs(console.file)
     width = len(str(rows[-1][0])) if rows else 1
     previous = None
     for number, line, label in rows:
         if previous is not None and number > previous + 1:
-            console.print((" " * width + " ┆", "dim"))
+            console.print((" " * width + " " + glyph["gap"], "dim"))
         style = "bold red" if number == diag.location.row else "cyan"
-        console.print((f"{number:>{width}} │ ", "dim"), line, "  ", (f"← {label}", style))
+        console.print((f"{number:>{width}} {glyph['bar']} ", "dim"), line, "  ", (f"{glyph['arrow']} {label}", style))
         previous = number
     console.print()
 
@@ -133,7 +143,7 @@ def _summary(console, report: RunReport) -> None:
     if not total:
         console.print(f"No findings ({checked} checked); {problems} file{'s' if problems != 1 else ''} could not be analysed.")
         return
-    parts = ", ".join(f"{code} ×{n}" for code, n in sorted(counts.items()))
+    parts = ", ".join(f"{code} {_glyphs(console.file)['times']}{n}" for code, n in sorted(counts.items()))
     line = f"Found {total} finding{'s' if total != 1 else ''} in {files} file{'s' if files != 1 else ''} ({checked} checked)"
     if parts:
         line += f": {parts}"

@@ -47,7 +47,9 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
     for ordering in ctx.optimizer_orderings():
         region, key = ordering.region, ordering.key
         for step, by, backward, loop, zeros_in_loop in stale_findings(ctx, ordering):
-            outside = [z for z in zeros_of(region, key, ctx.facts, weak=False) if not inside(z, loop)]
+            enclosing = {value for kind, value in step.path if kind == "loop"}
+            outside = [z for z in zeros_of(region, key, ctx.facts, weak=False)
+                       if not inside(z, loop) and {v for k, v in z.path if k == "loop"} <= enclosing]
             if not zeros_in_loop and outside:
                 continue  # ZG003 names the zero that sits outside the loop
             if step.event.closure is not None and closure_missing_zero(ctx, step.event) is not None:

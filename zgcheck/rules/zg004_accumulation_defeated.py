@@ -55,17 +55,38 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 continue
             backwards = [o for o in region.occurrences if o.event.kind == "backward" and inside(o, loop)]
             step, cond = _accumulating_step(zero, steps, loop, backwards)
-            if step is None:
-                continue
             backward = region.events.get(bw_id) if bw_id else None
-            when = "on every iteration" if not guarded_in(zero, loop) else f"when `{cond}` but before the backward"
-            message = (
-                f"{cite(zero.event)} runs {when}, but {cite(step.event)} runs only when "
-                f"`{cond}`: it wipes the gradients that {cite(backward)} accumulated in the "
-                f"iterations that skipped the step"
-            )
+            if step is None:
+                step = _step_after_inner_loop(zero, steps, loop)
+                if step is None:
+                    continue
+                message = (
+                    f"{cite(zero.event)} runs on every iteration of the loop (line {region.loops[loop].line}), "
+                    f"but {cite(step.event)} runs only once after it: it wipes the gradients that "
+                    f"{cite(backward)} accumulated in the earlier iterations"
+                )
+            else:
+                when = "on every iteration" if not guarded_in(zero, loop) else f"when `{cond}` but before the backward"
+                message = (
+                    f"{cite(zero.event)} runs {when}, but {cite(step.event)} runs only when "
+                    f"`{cond}`: it wipes the gradients that {cite(backward)} accumulated in the "
+                    f"iterations that skipped the step"
+                )
             fix = None if cond == SYNC_CONDITION else ctx.fixes.move_zero_after_step(zero.event, step.event, safe_when_same_block=False)
             yield ctx.diagnostic("ZG004", zero.event, message, key, (zero.event, backward, step.event), fix=fix)
+
+
+def _step_after_inner_loop(zero: Ev, steps: list[Ev], loop: int) -> Ev | None:
+    """A micro-batch loop that zeroes on every iteration while the step runs once after
+    it, in an enclosing loop or after the loop in the same function."""
+    if guarded_in(zero, loop):
+        return None
+    outer = [value for kind, value in zero.path if kind == "loop" and value != loop]
+    for step in steps:
+        step_loops = [value for kind, value in step.path if kind == "loop"]
+        if loop not in step_loops and step_loops == outer[: len(step_loops)] and step.event.line > zero.event.line:
+            return step
+    return None
 
 
 def _accumulating_step(zero: Ev, steps: list[Ev], loop: int, backwards: list[Ev]) -> tuple[Ev | None, str | None]:
