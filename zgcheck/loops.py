@@ -20,6 +20,8 @@ INPLACE_UPDATES = frozenset({"add_", "sub_", "copy_", "addcdiv_", "addcmul_", "m
 GRAD_CLEARS = frozenset({"zero_", "fill_"})
 MAX_INLINE_DEPTH = 6
 SYNC_CONDITION = "accelerator.sync_gradients"
+EVENT_MARKERS = ("backward", "step", "zero_grad", "clear_grad", ".grad", "optimizer")
+CALLED = re.compile(r"([A-Za-z_]\w*)\s*\(")
 ACCUM_RE = re.compile(r"%|accum|sync_grad", re.I)
 PARAM_LOOP_RE = re.compile(r"parameters\(|\bparameters\b|param_groups|\[['\"]params['\"]\]|\bparams?\b|weights?\b")
 
@@ -67,6 +69,31 @@ class Extractor:
     events: dict[int, Event] = field(default_factory=dict)
     inlined: set[int] = field(default_factory=set)
     _ids: int = 0
+    _relevant: dict[int, bool] = field(default_factory=dict)
+    _generators: dict[int, bool] = field(default_factory=dict)
+
+    def generator(self, func: cst.FunctionDef) -> bool:
+        if id(func) not in self._generators:
+            self._generators[id(func)] = _is_generator(func)
+        return self._generators[id(func)]
+
+    def relevant(self, func: cst.FunctionDef) -> bool:
+        """Can inlining ``func`` add a gradient event? Its text, or that of a module helper
+        it calls, must mention one. Memoised: big files inline the same helpers often."""
+        key = id(func)
+        if key in self._relevant:
+            return self._relevant[key]
+        self._relevant[key] = False  # breaks recursion between helpers
+        text = self.parsed.code(func)
+        found = any(marker in text for marker in EVENT_MARKERS)
+        if not found:
+            for name in set(CALLED.findall(text)):
+                helpers = [self.facts.functions.get(name)] + [f for (c, n), f in self.facts.methods.items() if n == name]
+                if any(h is not None and h is not func and self.relevant(h) for h in helpers):
+                    found = True
+                    break
+        self._relevant[key] = found
+        return found
 
     # ----- helpers -------------------------------------------------------------
     def text(self, node: cst.CSTNode, ctx: Context) -> str:
@@ -381,9 +408,11 @@ class Extractor:
 
     # ----- helpers inlined at their call ----------------------------------------
     def inline(self, helper: cst.FunctionDef, call: cst.Call, ctx: Context, skip_self: bool) -> list[Node]:
-        if id(helper) in ctx.stack or len(ctx.stack) >= MAX_INLINE_DEPTH or _is_generator(helper):
+        if id(helper) in ctx.stack or len(ctx.stack) >= MAX_INLINE_DEPTH:
             return []
         self.inlined.add(id(helper))
+        if not self.relevant(helper) or self.generator(helper):
+            return []
         params = [p.name.value for p in helper.params.params]
         if skip_self and params:
             params = params[1:]
