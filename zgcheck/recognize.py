@@ -172,6 +172,7 @@ class _FactCollector(cst.CSTVisitor):
         self.classes: list[str] = []
         self.depth = 0
         self.other_imports: set[str] = set()
+        self.calls_for: dict[str, str] = {}
         self.torch_imported = False
 
     def text(self, node: cst.CSTNode) -> str:
@@ -263,6 +264,8 @@ class _FactCollector(cst.CSTVisitor):
             if owners and len(names) == 1:
                 facts.param_sources[names[0]] = owners
             return
+        if len(names) == 1:
+            self.calls_for[names[0]] = callee  # resolved after the pass: a factory in this file
         if facts.is_factory(callee):
             if len(names) == 1:
                 facts.optimizers.add(names[0])
@@ -292,6 +295,31 @@ class _FactCollector(cst.CSTVisitor):
         return frozenset(owners) or None
 
 
+class _ReturnedCalls(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.calls: list[cst.Call] = []
+
+    def visit_Return(self, node: cst.Return) -> None:
+        if isinstance(node.value, cst.Call):
+            self.calls.append(node.value)
+
+
+def _resolve_local_factories(collector: _FactCollector, facts: ModuleFacts) -> None:
+    """`self.optimizer = self.create_optimizer()` with `create_optimizer` in this file
+    returning `AdamW(self.model.parameters())`: an optimizer, owned by `self.model`."""
+    for name, callee in collector.calls_for.items():
+        defs = [facts.functions.get(callee)] + [f for (_, n), f in facts.methods.items() if n == callee]
+        for func in filter(None, defs):
+            finder = _ReturnedCalls()
+            func.visit(finder)
+            for call in finder.calls:
+                if facts.is_factory(callee_name(call)):
+                    facts.optimizers.add(name)
+                    owners = collector._owners(call)
+                    if owners and facts.owners.get(name) is None:
+                        facts.owners[name] = owners
+
+
 def collect_facts(
     parsed: ParsedModule, factories: frozenset[str] = frozenset(), engines: frozenset[str] = frozenset()
 ) -> ModuleFacts:
@@ -301,6 +329,7 @@ def collect_facts(
     facts = ModuleFacts(extra_factories=factories, extra_engines=engines)
     collector = _FactCollector(parsed, facts)
     parsed.module.visit(collector)
+    _resolve_local_factories(collector, facts)
     # MXNet, Paddle, TensorFlow... have their own step/backward with other semantics.
     facts.other_framework = bool(collector.other_imports) and not collector.torch_imported
     # Re-key everything on alias roots, so `opt = self.optimizer` shares what is known.
