@@ -155,3 +155,11 @@ def test_ascii_terminal_gets_ascii_frame(tmp_path):
                          capture_output=True, text=True, env=env)
     assert run.returncode == 1, run.stderr
     assert "| " in run.stdout and "<- zero" in run.stdout
+
+
+def test_form_feed_does_not_shift_fix_lines():
+    # str.splitlines() breaks on \x0c; Python does not. Edits must land on Python's lines.
+    text = "import torch\n\x0c\n" + (FIX / "zg001_missing_zero.py").read_text()
+    result = fix_source(text, "t.py", Settings(), unsafe=True)
+    assert result.refused == "" and result.fixed
+    assert result.text == "import torch\n\x0c\n" + (FIX / "zg001_missing_zero.fixed.py").read_text()

@@ -8,6 +8,8 @@ removed from both. Otherwise the original text is kept and the reason is returne
 """
 from __future__ import annotations
 
+from zgcheck.sources import source_lines
+
 import ast
 from dataclasses import dataclass, field
 
@@ -86,7 +88,7 @@ class FixPlanner:
 
     def statements(self) -> list[tuple[Statement, cst.SimpleStatementLine]]:
         if self._statements is None:
-            self._lines = self.parsed.module.code.splitlines()
+            self._lines = source_lines(self.parsed.module.code)
             mapper = _StatementMapper(self.parsed, self._lines)
             self.parsed.module.visit(mapper)
             self._statements = mapper.found
@@ -219,7 +221,7 @@ def _attached_comments(stmt: cst.CSTNode):
 # ----- applying fixes ------------------------------------------------------------
 def apply_edits(text: str, edits: list[Edit]) -> str:
     """Apply non-overlapping edits (1-based rows and columns) to ``text``."""
-    lines = text.splitlines(keepends=True)
+    lines = source_lines(text, keepends=True)
     starts = [0]
     for line in lines:
         starts.append(starts[-1] + len(line))
@@ -292,7 +294,7 @@ def fix_text(text: str, filename: str, check, unsafe: bool = False) -> FixResult
 
 
 def fingerprint(diag: Diagnostic, text: str) -> tuple[str, str, str]:
-    lines = text.splitlines()
+    lines = source_lines(text)
     line = lines[diag.location.row - 1].split("#")[0].strip() if diag.location.row <= len(lines) else ""
     return diag.code, diag.optimizer, line
 

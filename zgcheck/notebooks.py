@@ -8,6 +8,8 @@ style (indent, key order, ASCII escaping, final newline) reproduces the file exa
 """
 from __future__ import annotations
 
+from zgcheck.sources import source_lines
+
 import json
 import re
 from dataclasses import dataclass, replace
@@ -176,6 +178,6 @@ def rewrite(nb: Notebook, raw_text: str, sources: dict[int, str]) -> str | None:
     updated = json.loads(json.dumps(nb.raw))
     for index, source in sources.items():
         if source != _source(nb.raw["cells"][index]):
-            lines = source.splitlines(keepends=True)
+            lines = source_lines(source, keepends=True)
             updated["cells"][index]["source"] = lines if isinstance(nb.raw["cells"][index]["source"], list) else source
     return _dump(updated, style, newline)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 from zgcheck.cache import Cache, content_hash
 from zgcheck.diagnostics import Diagnostic, FileProblem, FileResult
 from zgcheck.settings import Settings
-from zgcheck.sources import decode, might_hold_training_code, read_bytes
+from zgcheck.sources import decode, might_hold_training_code, read_bytes, source_lines
 
 Analysis = tuple[list[Diagnostic], list[FileProblem]]
 
@@ -100,7 +100,7 @@ def check_notebook(path: str, data: bytes, settings: Settings) -> FileResult:
     cells = [() for _ in nb.raw["cells"]]
     for number, cell in enumerate(nb.raw["cells"]):
         source = cell.get("source", "") if isinstance(cell, dict) else ""
-        cells[number] = tuple(("".join(source) if isinstance(source, list) else str(source)).splitlines())
+        cells[number] = tuple(source_lines("".join(source) if isinstance(source, list) else str(source)))
     return replace(
         result,
         diagnostics=tuple(relocate(d, nb) for d in result.diagnostics),
@@ -129,7 +129,7 @@ def _guarded(filename: str, work: Callable[[], Analysis], text: str) -> FileResu
         detail = str(exc).splitlines()[0] if str(exc) else ""
         problem = FileProblem(filename, "internal", f"internal error while analysing: {type(exc).__name__}: {detail}")
         return FileResult(filename, problems=(problem,), parsed=True)
-    return FileResult(filename, tuple(diagnostics), tuple(problems), parsed=True, source_lines=tuple(text.splitlines()))
+    return FileResult(filename, tuple(diagnostics), tuple(problems), parsed=True, source_lines=tuple(source_lines(text)))
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ def _fix_python(path: str, settings: Settings, mode: FixMode, first: FileResult)
     if note:
         return replace(first, fix_note=note)
     remaining, _ = analyse_text(outcome.text, path, settings)
-    lines = tuple(outcome.text.splitlines())
+    lines = tuple(source_lines(outcome.text))
     return replace(first, diagnostics=tuple(remaining), fixed=outcome.fixed, diff=diff, source_lines=lines)
 
 
@@ -213,7 +213,7 @@ def fix_notebook(path: str, settings: Settings, mode: FixMode, first: FileResult
 def unified_diff(path: str, before: str, after: str) -> str:
     import difflib
 
-    lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True), path, path)
+    lines = difflib.unified_diff(source_lines(before, keepends=True), source_lines(after, keepends=True), path, path)
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
@@ -317,7 +317,7 @@ def _triage(index: int, path: str, settings: Settings, cache: Cache | None) -> F
     if isinstance(source, FileProblem):
         return FileResult(path, problems=(source,))
     if cached is not None:
-        return FileResult(path, cached, parsed=True, source_lines=tuple(source.text.splitlines()))
+        return FileResult(path, cached, parsed=True, source_lines=tuple(source_lines(source.text)))
     return _Candidate(index, path, source.text, settings, key)
 
 

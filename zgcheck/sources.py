@@ -32,6 +32,24 @@ class Source:
     bom: bool
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def source_lines(text: str, keepends: bool = False) -> list[str]:
+    """Lines as Python's tokenizer counts them: only \\n, \\r\\n and \\r end a line.
+    (str.splitlines also breaks on form feeds and other separators, which would shift
+    every line number after them.)"""
+    if not text:
+        return []
+    lines, start = [], 0
+    for match in _LINE_BREAK.finditer(text):
+        lines.append(text[start : match.end() if keepends else match.start()])
+        start = match.end()
+    if start < len(text):
+        lines.append(text[start:])
+    return lines
+
+
 def might_hold_training_code(data: bytes) -> bool:
     """Cheap prefilter on raw bytes: no backward/step and no `.grad` -> nothing to find."""
     if b".grad" in data:

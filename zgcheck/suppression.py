@@ -7,6 +7,8 @@ removes it; codes of other linters (``E501``, ``BLE001``) are theirs and left al
 """
 from __future__ import annotations
 
+from zgcheck.sources import source_lines
+
 import io
 import re
 import tokenize
@@ -78,7 +80,7 @@ def suppress(diagnostics: list[Diagnostic], text: str, filename: str, enabled: f
         else:
             kept.append(diag)
     if CODE in enabled and not (exempt and CODE in exempt):
-        lines = text.splitlines()
+        lines = source_lines(text)
         for directive in by_row.values():
             extra = _unused(directive, used.get(directive.row, set()), enabled, known, lines, filename)
             if extra is not None:
