@@ -37,7 +37,8 @@ class Program:
 
         Left out, by design of the analysis (GUIDE "precision rules of thumb"): a zero
         under a condition its optimizer's step does not share (assumed aligned), and a zero
-        between two backward passes (two-pass schemes stay silent)."""
+        between two backward passes (two-pass schemes stay silent). Left out because the
+        oracle cannot tell: two optimizers stepping at different rates."""
         for k in range(self.n_opts):
             zeros = [s for s in self.body if s.kind == "Z" and s.opt == k]
             steps = [s for s in self.body if s.kind == "S" and s.opt == k]
@@ -45,6 +46,12 @@ class Program:
                 return False
             if any(s.guarded for s in steps) and any(not z.guarded for z in zeros) and self.nested:
                 return False
+        # The oracle forgives contributions that another optimizer's step followed (GAN
+        # losses write into both networks), so it cannot see accumulation wiped for an
+        # optimizer that steps less often than the other one.
+        rates = {s.guarded for s in self.body if s.kind == "S"}
+        if self.n_opts > 1 and len(rates) > 1:
+            return False
         kinds = [s.kind for s in self.body]
         if kinds.count("B") > 1:
             return False
