@@ -2,7 +2,7 @@
 
 Each program has one or two models with their optimizers, a loop (optionally nested in
 an epoch loop, optionally a `while`), and a body of backward / step / zero statements in
-any order, some under `if (i + 1) % 2 == 0:` (accumulation) conditions. The zero comes
+any order, some under an accumulation-like `if` (`%` in the condition). The zero comes
 in every form: `opt.zero_grad()`, `model.zero_grad()`, `p.grad = None` over parameters.
 Programs are tiny and run under torch in milliseconds.
 """
@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
-ACCUM = "(i + 1) % 2 == 0"
+# An accumulation-looking condition whose truth sequence over 14 iterations holds every
+# pair (T T, T F, F T, F F), so a run explores the paths a static analysis must assume.
+ACCUM = "(i % 7) % 3 == 0"
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,9 @@ class Program:
             lines += ["", ""]
         loop_lines = ["train_step(i)"] if self.helper else self.body_lines()
         if self.while_loop:
-            loop = ["i = 0", "while i < 6:"] + ["    " + l for l in loop_lines] + ["    i += 1"]
+            loop = ["i = 0", "while i < 14:"] + ["    " + l for l in loop_lines] + ["    i += 1"]
         else:
-            loop = ["for i in range(6):"] + ["    " + l for l in loop_lines]
+            loop = ["for i in range(14):"] + ["    " + l for l in loop_lines]
         if self.nested:
             loop = ["for epoch in range(2):"] + ["    " + l for l in loop]
         return "\n".join(lines + loop) + "\n"
