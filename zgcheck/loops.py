@@ -501,7 +501,7 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts) -> list[Region]:
     top = extractor.block(parsed.module.body, Context())
     regions.append(_region(extractor, "<module>", top))
     bodies = []
-    returned = _returned_names(parsed.module)
+    returned = facts.returned
     for func, cls in _function_defs(parsed.module):
         if isinstance(func.body, cst.IndentedBlock):
             bodies.append((func, extractor.block(func.body.body, Context(cls=cls, stack=(id(func),)))))
@@ -521,20 +521,6 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts) -> list[Region]:
         virtual = Loop(loop_id, _prefix_paths(body, loop_id), EMPTY, line, virtual=True)
         regions.append(_region(extractor, func.name.value, Seq((virtual,))))
     return regions
-
-
-def _returned_names(module: cst.Module) -> set[str]:
-    """Functions a factory returns (`return train_step`): their caller, and so where the
-    gradients are reset, is out of sight; they are analysed once, not as a loop body."""
-    names: set[str] = set()
-
-    class Finder(cst.CSTVisitor):
-        def visit_Return(self, node: cst.Return) -> None:
-            if isinstance(node.value, cst.Name):
-                names.add(node.value.value)
-
-    module.visit(Finder())
-    return names
 
 
 STEP_FUNCTION_RE = re.compile(r"train|step|fit|update|epoch|iter|batch|optimi[sz]e|closure|learn", re.I)

@@ -104,6 +104,7 @@ class ModuleFacts:
     uses_accumulate: bool = False
     other_framework: bool = False
     passed: set[str] = field(default_factory=set)  # names handed to a call (Engine(update_fn))
+    returned: set[str] = field(default_factory=set)  # names a function returns (`return train_step`)
     functions: dict[str, cst.FunctionDef] = field(default_factory=dict)
     methods: dict[tuple[str, str], cst.FunctionDef] = field(default_factory=dict)
     # Taught by the project's configuration (optimizer-factories / zeroing-engines).
@@ -201,6 +202,10 @@ class _FactCollector(cst.CSTVisitor):
     def visit_For(self, node: cst.For) -> None:
         if isinstance(node.target, (cst.Name, cst.Attribute)):
             self.facts.loop_vars[self.text(node.target)] = self.text(node.iter)
+
+    def visit_Return(self, node: cst.Return) -> None:
+        if isinstance(node.value, cst.Name):
+            self.facts.returned.add(node.value.value)
 
     def visit_Import(self, node: cst.Import) -> None:
         for alias in node.names:
@@ -303,21 +308,30 @@ class _ReturnedCalls(cst.CSTVisitor):
         if isinstance(node.value, cst.Call):
             self.calls.append(node.value)
 
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
 
 def _resolve_local_factories(collector: _FactCollector, facts: ModuleFacts) -> None:
     """`self.optimizer = self.create_optimizer()` with `create_optimizer` in this file
     returning `AdamW(self.model.parameters())`: an optimizer, owned by `self.model`."""
+    returned: dict[str, list[cst.Call]] = {}
+    method_names = {n for (_, n) in facts.methods}
     for name, callee in collector.calls_for.items():
-        defs = [facts.functions.get(callee)] + [f for (_, n), f in facts.methods.items() if n == callee]
-        for func in filter(None, defs):
+        if callee not in facts.functions and callee not in method_names:
+            continue
+        if callee not in returned:  # each factory is read once, however often it is called
+            defs = [facts.functions.get(callee)] + [f for (_, n), f in facts.methods.items() if n == callee]
             finder = _ReturnedCalls()
-            func.visit(finder)
-            for call in finder.calls:
-                if facts.is_factory(callee_name(call)):
-                    facts.optimizers.add(name)
-                    owners = collector._owners(call)
-                    if owners and facts.owners.get(name) is None:
-                        facts.owners[name] = owners
+            for func in filter(None, defs):
+                func.visit(finder)
+            returned[callee] = finder.calls
+        for call in returned[callee]:
+            if facts.is_factory(callee_name(call)):
+                facts.optimizers.add(name)
+                owners = collector._owners(call)
+                if owners and facts.owners.get(name) is None:
+                    facts.owners[name] = owners
 
 
 def collect_facts(
