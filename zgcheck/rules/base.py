@@ -107,6 +107,17 @@ def zeros_of(region: Region, key: str, facts: ModuleFacts, weak: bool = True) ->
     ]
 
 
+def loops_of(occ: Ev) -> set[object]:
+    return {value for kind, value in occ.path if kind == "loop"}
+
+
+def zeros_before_loop(zeros: list[Ev], step: Ev, loop: int) -> list[Ev]:
+    """Zeros outside ``loop`` that can run before it: in no loop, or in loops that enclose
+    the stepping loop. A zero in some other loop (another helper, another branch) cannot."""
+    enclosing = loops_of(step)
+    return [z for z in zeros if not inside(z, loop) and loops_of(z) <= enclosing]
+
+
 def steps_in_loop(region: Region, key: str, loop: int) -> list[Event]:
     """Every step of ``key`` inside loop ``loop``, in source order."""
     steps = [o.event for o in region.occurrences if o.event.kind == "step" and o.event.opt == key and inside(o, loop)]

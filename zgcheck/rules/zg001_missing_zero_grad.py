@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from zgcheck.diagnostics import Diagnostic
-from zgcheck.rules.base import Rule, RuleContext, cite, inside, stale_findings, steps_in_loop, zeros_of
+from zgcheck.rules.base import Rule, RuleContext, cite, inside, stale_findings, steps_in_loop, zeros_before_loop, zeros_of
 from zgcheck.rules.zg005_closure_missing_zero_grad import closure_missing_zero
 
 EXPLANATION = """\
@@ -47,9 +47,7 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
     for ordering in ctx.optimizer_orderings():
         region, key = ordering.region, ordering.key
         for step, by, backward, loop, zeros_in_loop in stale_findings(ctx, ordering):
-            enclosing = {value for kind, value in step.path if kind == "loop"}
-            outside = [z for z in zeros_of(region, key, ctx.facts, weak=False)
-                       if not inside(z, loop) and {v for k, v in z.path if k == "loop"} <= enclosing]
+            outside = zeros_before_loop(zeros_of(region, key, ctx.facts, weak=False), step, loop)
             if not zeros_in_loop and outside:
                 continue  # ZG003 names the zero that sits outside the loop
             if step.event.closure is not None and closure_missing_zero(ctx, step.event) is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from zgcheck.diagnostics import Diagnostic
-from zgcheck.rules.base import Rule, RuleContext, cite, inside, stale_findings, steps_in_loop, zeros_of
+from zgcheck.rules.base import Rule, RuleContext, cite, inside, stale_findings, steps_in_loop, zeros_before_loop, zeros_of
 
 EXPLANATION = """\
 What it does
@@ -41,10 +41,7 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
         region, key = ordering.region, ordering.key
         zeros = [z for z in zeros_of(region, key, ctx.facts, weak=False)]
         for step, _by, backward, loop, zeros_in_loop in stale_findings(ctx, ordering):
-            enclosing = {value for kind, value in step.path if kind == "loop"}
-            # A zero in some other loop (another helper, another branch) never runs before
-            # this one: only zeros whose loops enclose the stepping loop count.
-            outside = [z for z in zeros if not inside(z, loop) and {v for k, v in z.path if k == "loop"} <= enclosing]
+            outside = zeros_before_loop(zeros, step, loop)
             if zeros_in_loop or not outside or (key, loop) in seen:
                 continue
             seen.add((key, loop))
