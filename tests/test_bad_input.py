@@ -18,16 +18,8 @@ from zgcheck import parsing, sources
 from zgcheck.cli import main
 from zgcheck.runner import check_file, check_source
 from zgcheck.settings import Settings
+from samples import BUG
 
-BUG = """import torch
-model = torch.nn.Linear(1, 1)
-optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-for i in range(3):
-    loss = model(torch.ones(1)).sum()
-    loss.backward()
-    optimizer.zero_grad()
-    optimizer.step()
-"""
 GOOD_FINDING = "good.py:7:5: ZG002"
 EVENTS = b"\nloss.backward()\noptimizer.step()\n"  # passes the byte prefilter, so the file is really read
 

@@ -10,18 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from zgcheck.cli import main
+from samples import BUG, CLEAN
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-BUG = """import torch
-model = torch.nn.Linear(1, 1)
-optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-for i in range(3):
-    loss = model(torch.ones(1)).sum()
-    loss.backward()
-    optimizer.zero_grad()
-    optimizer.step()
-"""
-CLEAN = BUG.replace("    loss.backward()\n    optimizer.zero_grad()\n", "    optimizer.zero_grad()\n    loss.backward()\n")
 
 
 def invoke(*args: str):

@@ -10,16 +10,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from zgcheck.cli import main
+from samples import BUG
 
-BUG = """import torch
-model = torch.nn.Linear(1, 1)
-optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-for i in range(3):
-    loss = model(torch.ones(1)).sum()
-    loss.backward()
-    optimizer.zero_grad()
-    optimizer.step()
-"""
 # A second, different bug: another optimizer whose gradients are never reset.
 NEW_BUG = """
 critic_opt = torch.optim.Adam(model.parameters())

@@ -8,15 +8,8 @@ from zgcheck.cli import main
 from zgcheck.config import Resolver, nearest_config
 from zgcheck.settings import Options, SettingsError, build_settings
 
-ZG002 = """import torch
-model = torch.nn.Linear(1, 1)
-optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-for i in range(3):
-    loss = model(torch.ones(1)).sum()
-    loss.backward()
-    optimizer.zero_grad()
-    optimizer.step()
-"""
+from samples import BUG as ZG002
+
 # ZG004: a reset every micro-batch defeats the accumulation the step relies on.
 ZG004 = """import torch
 model = torch.nn.Linear(1, 1)

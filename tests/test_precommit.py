@@ -12,18 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from samples import BUG, CLEAN as FIXED
 
 HERE = Path(__file__).resolve().parent
-BUG = """import torch
-model = torch.nn.Linear(1, 1)
-optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-for i in range(3):
-    loss = model(torch.ones(1)).sum()
-    loss.backward()
-    optimizer.zero_grad()
-    optimizer.step()
-"""
-FIXED = BUG.replace("    loss.backward()\n    optimizer.zero_grad()\n", "    optimizer.zero_grad()\n    loss.backward()\n")
 ENV_FAILURES = ("Installing environment", "An unexpected error has occurred")
 
 
