@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from zgcheck import runner
 from zgcheck.cli import main
-from zgcheck.parsing import might_have_events
+from zgcheck.parsing import precheck
 from zgcheck.settings import Settings
 from test_cli import BUG, CLEAN
 
@@ -71,4 +71,4 @@ def test_jobs_must_be_positive(tmp_path):
     ],
 )
 def test_ast_prefilter(text, expected):
-    assert might_have_events(text) is expected
+    assert precheck("t.py", text).has_events is expected

@@ -110,24 +110,6 @@ def _provider_positions(module: "cst.Module", stmt: "cst.CSTNode", offset: int) 
 # manual update reading `p.grad`; all of them are attribute accesses with these names.
 EVENT_ATTRIBUTES = frozenset({"step", "optimizer_step", "grad"})
 
-
-def might_have_events(text: str) -> bool:
-    """Second prefilter, exact where the byte one is not: CPython's C parser (about 5x
-    faster than LibCST) says whether any `.step` / `.optimizer_step` / `.grad` attribute
-    exists. Words in comments, strings and parameter names no longer cost a LibCST parse.
-    Code CPython cannot parse goes on to LibCST, which reports the problem."""
-    import ast
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # invalid escapes etc. are not ours to report
-            tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return True
-    return any(isinstance(node, ast.Attribute) and node.attr in EVENT_ATTRIBUTES for node in ast.walk(tree))
-
-
 # LibCST's parser slows down quadratically on long operator chains (4,000 `a + a + ...`
 # take 6 s) and its native code overflows the C stack near 8,000; real code stays far
 # below 1,000 levels. It analyses about 10,000 nodes a second: 150,000 is ~15 s.
@@ -135,11 +117,46 @@ MAX_DEPTH = 1000
 MAX_NODES = 150_000
 
 
+@dataclass(frozen=True)
+class Precheck:
+    """What CPython's parser says before LibCST is asked: can a rule fire at all, and is
+    the tree within the limits LibCST handles?"""
+
+    has_events: bool
+    problem: FileProblem | None = None
+
+
+def precheck(filename: str, text: str) -> Precheck:
+    """One CPython parse (about 5x faster than LibCST) and one walk: whether any `.step` /
+    `.optimizer_step` / `.grad` attribute exists (words in comments, strings and parameter
+    names no longer cost a LibCST parse), and the tree's size and depth. Code CPython cannot
+    parse goes on to LibCST, which decides and reports the problem."""
+    import ast
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # "invalid escape sequence" and the like are not ours to print
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text, filename)
+    except SyntaxError:
+        return Precheck(True)  # maybe syntax newer than this interpreter
+    except (RecursionError, MemoryError):
+        return Precheck(True, _too_deep(filename))
+    except ValueError as err:
+        return Precheck(True, FileProblem(filename, "syntax", f"cannot parse: {err}"))
+    nodes, depth, events = _shape(tree)
+    if not events:
+        return Precheck(False)
+    if depth > MAX_DEPTH:
+        return Precheck(True, _too_deep(filename, f" (more than {MAX_DEPTH:,} levels)"))
+    if nodes > MAX_NODES:
+        problem = FileProblem(filename, "limit", f"file is too large to analyse (more than {MAX_NODES:,} syntax nodes); skipped")
+        return Precheck(True, problem)
+    return Precheck(True)
+
+
 def parse(filename: str, text: str) -> ParsedModule | FileProblem:
-    """Parse ``text`` with LibCST and resolve positions only."""
-    problem = _precheck(filename, text)
-    if problem is not None:
-        return problem
+    """Parse ``text`` with LibCST (call :func:`precheck` first: it guards the limits)."""
     import libcst as cst
 
     try:
@@ -151,40 +168,19 @@ def parse(filename: str, text: str) -> ParsedModule | FileProblem:
     return ParsedModule(module)
 
 
-def _precheck(filename: str, text: str) -> FileProblem | None:
-    """CPython's parser is fast and guarded: let it measure the tree before LibCST sees it."""
-    import ast
-    import warnings
-
-    try:
-        with warnings.catch_warnings():  # "invalid escape sequence" and the like are not ours to print
-            warnings.simplefilter("ignore")
-            tree = ast.parse(text, filename)
-    except SyntaxError:
-        return None  # maybe syntax newer than this interpreter: LibCST decides, CPython words it
-    except (RecursionError, MemoryError):
-        return _too_deep(filename)
-    except ValueError as err:
-        return FileProblem(filename, "syntax", f"cannot parse: {err}")
-    nodes, depth = _shape(tree)
-    if depth > MAX_DEPTH:
-        return _too_deep(filename, f" (more than {MAX_DEPTH:,} levels)")
-    if nodes > MAX_NODES:
-        return FileProblem(filename, "limit", f"file is too large to analyse (more than {MAX_NODES:,} syntax nodes); skipped")
-    return None
-
-
-def _shape(tree: "ast.AST") -> tuple[int, int]:
-    """Node count and depth, without recursion (the tree may be very deep); stops past a limit."""
+def _shape(tree: "ast.AST") -> tuple[int, int, bool]:
+    """Node count, depth and whether an event attribute occurs, without recursion (the
+    tree may be very deep)."""
     import ast
 
-    nodes, deepest, stack = 0, 0, [(tree, 1)]
-    while stack and nodes <= MAX_NODES and deepest <= MAX_DEPTH:
+    nodes, deepest, events, stack = 0, 0, False, [(tree, 1)]
+    while stack:
         node, depth = stack.pop()
         nodes += 1
         deepest = max(deepest, depth)
+        events = events or (isinstance(node, ast.Attribute) and node.attr in EVENT_ATTRIBUTES)
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
-    return nodes, deepest
+    return nodes, deepest, events
 
 
 def _too_deep(filename: str, detail: str = "") -> FileProblem:

@@ -20,9 +20,10 @@ if TYPE_CHECKING:
 
 def analyse_text(text: str, filename: str, settings: Settings) -> tuple[list[Diagnostic], list[FileProblem]]:
     """Parse and analyse decoded source; syntax errors come back as problems."""
-    from zgcheck.parsing import might_have_events
+    from zgcheck.parsing import precheck
 
-    if not might_have_events(text):
+    checked = precheck(filename, text)
+    if not checked.has_events:
         # No step and no .grad: no rule can fire, so LibCST is never imported. Only
         # unused `# noqa` directives (ZG100) can still be reported.
         if "noqa" not in text.lower():
@@ -34,7 +35,7 @@ def analyse_text(text: str, filename: str, settings: Settings) -> tuple[list[Dia
     from zgcheck.recognize import collect_facts
     from zgcheck.rules import RULES, RuleContext
 
-    parsed = parse(filename, text)
+    parsed = checked.problem or parse(filename, text)
     if isinstance(parsed, FileProblem):
         return [], [parsed]
     facts = collect_facts(parsed, settings.optimizer_factories, settings.zeroing_engines)
