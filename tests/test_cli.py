@@ -6,7 +6,6 @@ import re
 import os
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from zgcheck.cli import main

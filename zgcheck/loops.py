@@ -402,10 +402,6 @@ class Extractor:
             names.extend(self.text(e.value if isinstance(e, cst.BaseElement) else e, ctx) for e in elements)
         return names
 
-    def builds_optimizer(self, call: cst.Call) -> bool:
-        name = callee_name(call)
-        return self.facts.is_factory(name)
-
     # ----- helpers inlined at their call ----------------------------------------
     def inline(self, helper: cst.FunctionDef, call: cst.Call, ctx: Context, skip_self: bool) -> list[Node]:
         if id(helper) in ctx.stack or len(ctx.stack) >= MAX_INLINE_DEPTH:

@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass, replace
 
-from zgcheck.diagnostics import Diagnostic, FileProblem, Location, RelatedEvent
+from zgcheck.diagnostics import Diagnostic, FileProblem, Location
 
 BOUNDARY = "# %%zgcheck-cell-boundary%%"
 MAGIC = re.compile(r"^(\s*)pass  # zgcheck-magic-(\d+)$", re.M)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from zgcheck.diagnostics import Diagnostic
-from zgcheck.rules.base import Rule, RuleContext, cite, inside, stale_findings, steps_in_loop, zeros_before_loop, zeros_of
+from zgcheck.rules.base import Rule, RuleContext, cite, stale_findings, steps_in_loop, zeros_before_loop, zeros_of
 
 EXPLANATION = """\
 What it does
