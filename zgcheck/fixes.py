@@ -84,11 +84,11 @@ class FixPlanner:
 
     @property
     def newline(self) -> str:
-        return "\r\n" if "\r\n" in self.parsed.module.code else "\n"
+        return "\r\n" if "\r\n" in self.parsed.text else "\n"
 
     def statements(self) -> list[tuple[Statement, cst.SimpleStatementLine]]:
         if self._statements is None:
-            self._lines = source_lines(self.parsed.module.code)
+            self._lines = source_lines(self.parsed.text)
             mapper = _StatementMapper(self.parsed, self._lines)
             self.parsed.module.visit(mapper)
             self._statements = mapper.found
@@ -113,7 +113,7 @@ class FixPlanner:
 
     def _insert_at(self, row: int, body: str) -> Edit:
         total = len(self._lines)
-        if row > total and not self.parsed.module.code.endswith(("\n", "\r")):
+        if row > total and not self.parsed.text.endswith(("\n", "\r")):
             # The file does not end with a newline: put one before the new line instead.
             last = self._lines[-1]
             return Edit(self.newline + body.rstrip("\r\n"), Location(total, len(last) + 1), Location(total, len(last) + 1))

@@ -39,6 +39,11 @@ class ParsedModule:
             text = self._codes[node] = self.module.code_for_node(node)
         return text
 
+    @property
+    def text(self) -> str:
+        """The whole module's source (LibCST's `Module.code` regenerates it on every call)."""
+        return self.code(self.module)
+
     def start(self, node: "cst.CSTNode") -> tuple[int, int]:
         pos = self._range(node).start
         return pos.line, pos.column

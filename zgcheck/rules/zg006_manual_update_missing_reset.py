@@ -48,7 +48,7 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 f"{cite(backward)} adds to the gradients of all earlier iterations; "
                 f"set {base}.grad = None after the update"
             )
-            style_zero = ".grad.zero_()" in ctx.parsed.module.code and ".grad = None" not in ctx.parsed.module.code
+            style_zero = ".grad.zero_()" in ctx.parsed.text and ".grad = None" not in ctx.parsed.text
             yield ctx.diagnostic("ZG006", update.event, message, base, (backward, update.event),
                                  fix=ctx.fixes.reset_after_update(update.event, style_zero))
 
