@@ -41,8 +41,9 @@ class Notebook:
         return self.cells[index] + 1, row - self.starts[index] + 1
 
 
-def _source(cell: dict) -> str:
-    source = cell.get("source", "")
+def cell_source(cell: object) -> str:
+    """A cell's source as one string (nbformat stores a list of lines or a string)."""
+    source = cell.get("source", "") if isinstance(cell, dict) else ""
     return "".join(source) if isinstance(source, list) else str(source)
 
 
@@ -106,7 +107,7 @@ def read_notebook(path: str, data: bytes) -> Notebook | FileProblem:
     for index, cell in enumerate(raw["cells"]):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
-        masked = _mask(_source(cell), originals)
+        masked = _mask(cell_source(cell), originals)
         problem = _cell_problem(path, masked, index)
         if problem is not None:
             broken.append(problem)
@@ -177,7 +178,7 @@ def rewrite(nb: Notebook, raw_text: str, sources: dict[int, str]) -> str | None:
         return None
     updated = json.loads(json.dumps(nb.raw))
     for index, source in sources.items():
-        if source != _source(nb.raw["cells"][index]):
+        if source != cell_source(nb.raw["cells"][index]):
             lines = source_lines(source, keepends=True)
             updated["cells"][index]["source"] = lines if isinstance(nb.raw["cells"][index]["source"], list) else source
     return _dump(updated, style, newline)

@@ -92,16 +92,13 @@ def check_bytes(data: bytes, path: str, settings: Settings) -> FileResult:
 
 def check_notebook(path: str, data: bytes, settings: Settings) -> FileResult:
     """Code cells as one module; findings located by cell; a broken cell is reported alone."""
-    from zgcheck.notebooks import read_notebook, relocate
+    from zgcheck.notebooks import cell_source, read_notebook, relocate
 
     nb = read_notebook(path, data)
     if isinstance(nb, FileProblem):
         return FileResult(path, problems=(nb,))
     result = _guarded(path, lambda: analyse_text(nb.text, path, settings), nb.text)
-    cells = [() for _ in nb.raw["cells"]]
-    for number, cell in enumerate(nb.raw["cells"]):
-        source = cell.get("source", "") if isinstance(cell, dict) else ""
-        cells[number] = tuple(source_lines("".join(source) if isinstance(source, list) else str(source)))
+    cells = [tuple(source_lines(cell_source(cell))) for cell in nb.raw["cells"]]
     return replace(
         result,
         diagnostics=tuple(relocate(d, nb) for d in result.diagnostics),
