@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
-PathItem = tuple[str, object]  # ("loop", loop_id) or ("if", condition text)
+PathItem = tuple[str, object]  # ("loop", loop_id), ("if", condition text) or ("else", condition text)
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,6 +52,7 @@ class If:
     then: Seq
     orelse: Seq
     accumulation: bool = False
+    mode: str = "unknown"  # conditions.SWITCH / ITERATION / UNKNOWN
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,6 +98,7 @@ class Region:
     events: dict[int, Event]
     occurrences: tuple[Ev, ...]
     loops: dict[int, Loop]
+    modes: dict[str, str] = field(default_factory=dict)  # condition text -> its mode
 
     def kinds(self) -> set[str]:
         return {e.kind for e in self.events.values()}

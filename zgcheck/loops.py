@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import libcst as cst
 
+from zgcheck.conditions import ITERATION, MODE_ORDER, assigned_names, classify, is_accumulation_condition
 from zgcheck.events import EMPTY, Ev, Event, If, Inline, Jump, Loop, Node, Region, Seq, Try, walk
 from zgcheck.parsing import ParsedModule
 from zgcheck.recognize import ZERO_METHODS, ModuleFacts, callee_name, receiver, squash
@@ -22,12 +23,7 @@ MAX_INLINE_DEPTH = 6
 SYNC_CONDITION = "accelerator.sync_gradients"
 EVENT_MARKERS = ("backward", "step", "zero_grad", "clear_grad", ".grad", "optimizer")
 CALLED = re.compile(r"([A-Za-z_]\w*)\s*\(")
-ACCUM_RE = re.compile(r"%|accum|sync_grad", re.I)
 PARAM_LOOP_RE = re.compile(r"parameters\(|\bparameters\b|param_groups|\[['\"]params['\"]\]|\bparams?\b|weights?\b")
-
-
-def is_accumulation_condition(cond: str) -> bool:
-    return bool(ACCUM_RE.search(cond))
 
 
 @dataclass(frozen=True)
@@ -41,6 +37,15 @@ class Context:
     stack: tuple[int, ...] = ()
     accumulate: bool = False
     param_vars: tuple[tuple[str, str], ...] = ()
+    # The condition model (ARCHITECTURE.md): names that change from one iteration to the
+    # next. `loop_variant`: assigned in an enclosing loop (or its target). `call_variant`:
+    # parameters and locals of a function run once per batch, until a loop of its own.
+    loop_variant: frozenset[str] = frozenset()
+    call_variant: frozenset[str] = frozenset()
+
+    @property
+    def in_loop(self) -> bool:
+        return any(kind == "loop" for kind, _ in self.path)
 
     def local_def(self, name: str) -> cst.FunctionDef | None:
         for key, node in reversed(self.scope):
@@ -71,6 +76,16 @@ class Extractor:
     _ids: int = 0
     _relevant: dict[int, bool] = field(default_factory=dict)
     _generators: dict[int, bool] = field(default_factory=dict)
+    modes: dict[str, str] = field(default_factory=dict)  # condition text -> conditions.SWITCH / ...
+    _assigned: dict[int, frozenset[str]] = field(default_factory=dict)
+
+    def assigned(self, node: cst.For | cst.While | cst.FunctionDef) -> frozenset[str]:
+        """Names a loop (its target included) or a function body assigns; memoised."""
+        key = id(node)
+        if key not in self._assigned:
+            body = node.body.body if isinstance(node, cst.FunctionDef) and isinstance(node.body, cst.IndentedBlock) else ()
+            self._assigned[key] = assigned_names(body if isinstance(node, cst.FunctionDef) else (node,))
+        return self._assigned[key]
 
     def generator(self, func: cst.FunctionDef) -> bool:
         if id(func) not in self._generators:
@@ -183,21 +198,28 @@ class Extractor:
         while cond.startswith("not") and isinstance(stmt.test, cst.UnaryOperation) and not negated:
             cond, negated = self.text(stmt.test.expression, ctx), True
         cond = cond.strip("()") if cond.startswith("(") and cond.endswith(")") else cond
-        then_ctx = replace(ctx, path=ctx.path + (("if", cond),))
-        then = self.suite(stmt.body, then_ctx)
+        mode = classify(cond, ctx.loop_variant | ctx.call_variant)
+        self.modes[cond] = max(mode, self.modes.get(cond, mode), key=MODE_ORDER.index)
+        # Each branch knows which side of the condition it is on ("if" / "else").
+        then_side, else_side = ("else", "if") if negated else ("if", "else")
+        then = self.suite(stmt.body, replace(ctx, path=ctx.path + ((then_side, cond),)))
+        else_ctx = replace(ctx, path=ctx.path + ((else_side, cond),))
         orelse = EMPTY
         if isinstance(stmt.orelse, cst.If):
-            nested = self.if_node(stmt.orelse, then_ctx)
+            nested = self.if_node(stmt.orelse, else_ctx)
             orelse = Seq((nested,)) if nested.then.items or nested.orelse.items else EMPTY
         elif isinstance(stmt.orelse, cst.Else):
-            orelse = self.suite(stmt.orelse.body, then_ctx)
+            orelse = self.suite(stmt.orelse.body, else_ctx)
         if negated:
             then, orelse = orelse, then
-        return If(cond, then, orelse, is_accumulation_condition(cond))
+        return If(cond, then, orelse, is_accumulation_condition(cond) and mode == ITERATION, mode)
 
     def loop(self, stmt: cst.For | cst.While, ctx: Context, infinite: bool = False) -> Loop:
         loop_id = self.new_id()
-        inner = replace(ctx, path=ctx.path + (("loop", loop_id),))
+        # Inside a loop, what varies is what the loop assigns; a per-batch function's
+        # parameters hold still while its own loop runs.
+        variant = ctx.loop_variant | self.assigned(stmt)
+        inner = replace(ctx, path=ctx.path + (("loop", loop_id),), loop_variant=variant, call_variant=frozenset())
         if isinstance(stmt, cst.For):
             inner = self.bind_param_loop(stmt, inner)
         body = self.suite(stmt.body, inner)
@@ -352,7 +374,8 @@ class Extractor:
         if not (ctx.accumulate or prepared):
             return make(ctx)
         inner = replace(ctx, path=ctx.path + (("if", SYNC_CONDITION),))
-        return If(SYNC_CONDITION, Seq((make(inner),)), EMPTY, True)
+        self.modes[SYNC_CONDITION] = ITERATION
+        return If(SYNC_CONDITION, Seq((make(inner),)), EMPTY, True, ITERATION)
 
     def grad_clear(self, node: cst.CSTNode, base: str, ctx: Context) -> list[Node]:
         """`p.grad = None` / `p.grad.zero_()`: all parameters when p walks a parameter source."""
@@ -420,7 +443,15 @@ class Extractor:
             value = self.text(arg.value, ctx)
             if name and name != value and re.fullmatch(r"[\w.\[\]'\"()]+", value):
                 subst.append((name, value))
-        inner = Context(path=ctx.path, cls=ctx.cls, stack=ctx.stack + (id(helper),), subst=tuple(subst), accumulate=ctx.accumulate)
+        # The helper's locals are computed afresh at every call: they vary as the call does.
+        local = self.assigned(helper)
+        loop_variant, call_variant = ctx.loop_variant, ctx.call_variant
+        if ctx.in_loop:
+            loop_variant |= local
+        else:
+            call_variant |= local
+        inner = Context(path=ctx.path, cls=ctx.cls, stack=ctx.stack + (id(helper),), subst=tuple(subst),
+                        accumulate=ctx.accumulate, loop_variant=loop_variant, call_variant=call_variant)
         return [Inline(self.block(helper.body.body, inner))] if isinstance(helper.body, cst.IndentedBlock) else []
 
 
@@ -500,7 +531,11 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts) -> list[Region]:
     returned = facts.returned
     for func, cls in _function_defs(parsed.module):
         if isinstance(func.body, cst.IndentedBlock):
-            bodies.append((func, extractor.block(func.body.body, Context(cls=cls, stack=(id(func),)))))
+            # If the function turns out to run once per batch, its parameters and locals
+            # change from call to call (`batch_idx`); `self` and `cls` never do.
+            params = frozenset(p.name.value for p in func.params.params if p.name.value not in ("self", "cls"))
+            ctx = Context(cls=cls, stack=(id(func),), call_variant=params | extractor.assigned(func))
+            bodies.append((func, extractor.block(func.body.body, ctx)))
     closures = {id(e.closure_node) for e in extractor.events.values() if e.closure_node is not None}
     for func, body in bodies:
         # A function handed to another call (an engine's process function) runs once per
@@ -545,7 +580,7 @@ def _prefix_paths(body: Seq, loop_id: int) -> Seq:
         if isinstance(node, Seq):
             return Seq(tuple(fix(i) for i in node.items))
         if isinstance(node, If):
-            return If(node.cond, fix(node.then), fix(node.orelse), node.accumulation)
+            return If(node.cond, fix(node.then), fix(node.orelse), node.accumulation, node.mode)
         if isinstance(node, Loop):
             return Loop(node.id, fix(node.body), fix(node.orelse), node.line, node.infinite, node.virtual)
         if isinstance(node, Try):
@@ -566,4 +601,4 @@ def _region(extractor: Extractor, name: str, body: Seq) -> Region:
                 if isinstance(n, Ev):
                     events[n.event.id] = n.event
     loops = {n.id: n for n in walk(body) if isinstance(n, Loop)}
-    return Region(name, body, events, occurrences, loops)
+    return Region(name, body, events, occurrences, loops, extractor.modes)

@@ -8,15 +8,17 @@ parameters' ``.grad`` may hold (GUIDE section 1):
 * ``stale_by`` the step that already consumed what is still there,
 * ``wiped``   a zero that destroyed fresh contributions, and no backward since.
 
-Conditions are unknown but consistent: two ``if`` with the same text take the same
-branch within one iteration (``env``). Loops are iterated until no new token appears.
+Conditions follow the condition model (ARCHITECTURE.md, :mod:`zgcheck.conditions`): two
+``if`` with the same text take the same branch within one iteration (``env``), and a mode
+switch takes the same branch in every iteration of the region. Loops are iterated until no
+new token appears; a loop whose body holds a backward or a step runs at least once.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
 from zgcheck.events import Ev, Event, If, Inline, Jump, Loop, Node, Region, Seq, Try, walk
-from zgcheck.loops import is_accumulation_condition
+from zgcheck.conditions import ITERATION, SWITCH, is_accumulation_condition
 from zgcheck.recognize import ModuleFacts
 
 MANUAL_PREFIX = "<manual:"
@@ -103,11 +105,16 @@ class Interpreter:
         self.carried_wipes: set = set()
         self._steps: dict[int, bool] = {}
         # Only conditions tested by two or more `if`s need remembering along a path.
+        # A mode switch is remembered even when one `if` tests it: the loop tests it again.
         seen: dict[str, int] = {}
+        self._holds: dict[int, bool] = {}
+        self.switches: set[str] = set()
         for node in walk(region.body):
             if isinstance(node, If):
                 seen[node.cond] = seen.get(node.cond, 0) + 1
-        self.correlated = {cond for cond, count in seen.items() if count > 1}
+                if node.mode == SWITCH and region.modes.get(node.cond, SWITCH) == SWITCH:
+                    self.switches.add(node.cond)
+        self.correlated = {cond for cond, count in seen.items() if count > 1} | self.switches
 
     def analyse(self) -> Ordering:
         self.run(self.region.body, {Token()})
@@ -189,6 +196,7 @@ class Interpreter:
 
     def run_loop(self, node: Loop, tokens: set) -> Flow:
         head = set(tokens)
+        entered: set = set()  # tokens that went through the body at least once
         result = Flow()
         while True:
             body = self.run(node.body, head)
@@ -198,13 +206,18 @@ class Interpreter:
             else:
                 result.returns |= body.returns
             result.breaks |= body.breaks
-            grown = head | {self.back_edge(t) for t in back}
+            again = {self.back_edge(t) for t in back}
+            entered |= again
+            grown = head | again
             if len(grown) > MAX_TOKENS:
-                grown = {replace(t, env=frozenset()) for t in grown}
+                grown, entered = self.shrink(grown), self.shrink(entered)
             if grown == head:
                 break
             head = grown
-        exits = set() if (node.infinite or node.virtual) else head
+        # A loop that holds a backward or a step runs: its zero-iteration path is not real.
+        exits = entered if self.holds_events(node) else head
+        if node.infinite or node.virtual:
+            exits = set()
         after_else = self.run(node.orelse, exits)
         out = {self.loop_exit(t) for t in after_else.normal | result.breaks}
         return Flow(normal=out, returns=result.returns | after_else.returns)
@@ -229,14 +242,31 @@ class Interpreter:
             final.returns |= through.returns
         return final
 
+    def holds_events(self, node: Loop) -> bool:
+        cached = self._holds.get(node.id)
+        if cached is None:
+            kinds = ("backward", "step")
+            cached = any(isinstance(n, Ev) and n.event.kind in kinds for n in walk(node.body))
+            self._holds[node.id] = cached
+        return cached
+
     def limit(self, flow: Flow) -> Flow:
         if len(flow.normal) > MAX_TOKENS:
-            flow.normal = {replace(t, env=frozenset()) for t in flow.normal}
+            flow.normal = self.shrink(flow.normal)
         return flow
 
-    @staticmethod
-    def back_edge(token: Token) -> Token:
-        return replace(token, fresh=False, carried=token.carried or token.fresh, env=frozenset(), skipped=False)
+    def forget(self, token: Token, everything: bool = False) -> Token:
+        """Drop per-iteration correlations (to stay fast); mode switches are kept."""
+        if everything or not token.env:
+            return replace(token, env=frozenset()) if token.env else token
+        return replace(token, env=frozenset(item for item in token.env if item[0] in self.switches))
+
+    def shrink(self, tokens: set) -> set:
+        tokens = {self.forget(t) for t in tokens}
+        return tokens if len(tokens) <= MAX_TOKENS else {self.forget(t, everything=True) for t in tokens}
+
+    def back_edge(self, token: Token) -> Token:
+        return replace(self.forget(token), fresh=False, carried=token.carried or token.fresh, skipped=False)
 
     @staticmethod
     def loop_exit(token: Token) -> Token:
@@ -297,12 +327,12 @@ def analyse_region(region: Region, facts: ModuleFacts) -> list[Ordering]:
     return [Interpreter(region, key, facts).analyse() for key in optimizer_keys(region)]
 
 
-def accumulation_condition(occ: Ev, loop_id: int) -> str | None:
-    """The accumulation-like condition guarding ``occ`` inside loop ``loop_id``, if any."""
+def accumulation_condition(occ: Ev, loop_id: int, modes: dict[str, str]) -> str | None:
+    """The per-iteration accumulation condition guarding ``occ`` inside loop ``loop_id``."""
     inside = False
     for kind, value in occ.path:
         if kind == "loop" and value == loop_id:
             inside = True
-        elif inside and kind == "if" and is_accumulation_condition(str(value)):
+        elif inside and kind == "if" and is_accumulation_condition(str(value)) and modes.get(str(value)) == ITERATION:
             return str(value)
     return None

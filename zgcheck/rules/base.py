@@ -7,6 +7,8 @@ from typing import Callable, Iterable, Iterator
 from zgcheck.diagnostics import Diagnostic, Fix, Location, RelatedEvent
 from zgcheck.fixes import FixPlanner
 from zgcheck.parsing import ParsedModule
+from zgcheck.conditions import ITERATION, SWITCH
+from zgcheck.loops import SYNC_CONDITION
 from zgcheck.events import Ev, Event, Region
 from zgcheck.ordering import MANUAL_PREFIX, Ordering, zero_effect
 from zgcheck.recognize import ModuleFacts
@@ -96,7 +98,25 @@ def conditions_within(zero: Ev, step: Ev, loop_id: int) -> bool:
     does the zero, and the dataflow (which correlates equal conditions) is exact. Other
     guards are assumed aligned with the step by the code's author."""
     guards = conditions_after(zero, loop_id)
-    return all(item[0] == "if" for item in guards) and set(guards) <= set(conditions_after(step, loop_id))
+    return all(item[0] != "loop" for item in guards) and set(guards) <= set(conditions_after(step, loop_id))
+
+
+def assumed_aligned(zero: Ev, step: Ev, loop_id: int, modes: dict[str, str]) -> bool:
+    """The condition model's leniency (ARCHITECTURE.md): a zero guarded by conditions the
+    step does not share is assumed to be aligned with the step by its author (window start
+    / window end accumulation), unless the dataflow is exact for it. It is exact when the
+    zero's own guards are mode switches (each run takes one branch: analysed as such), and
+    it is not assumed when those guards change per iteration while the step runs on every
+    iteration (`if batch_idx % 8 == 0: zero_grad()` with an unguarded step: ZG001)."""
+    own = set(conditions_after(zero, loop_id)) - set(conditions_after(step, loop_id))
+    own = {item for item in own if item[0] == "loop" or modes.get(str(item[1])) != SWITCH}
+    if not own:
+        return False
+    if any(item[0] == "loop" for item in own) or ("if", SYNC_CONDITION) in conditions_after(zero, loop_id):
+        return True  # inner loops, and Accelerate's own skipping of a prepared zero_grad()
+    step_own = set(conditions_after(step, loop_id)) - set(conditions_after(zero, loop_id))
+    step_varies = any(item[0] == "loop" or modes.get(str(item[1])) != SWITCH for item in step_own)
+    return step_varies or not all(modes.get(str(item[1])) == ITERATION for item in own)
 
 
 def zeros_of(region: Region, key: str, facts: ModuleFacts, weak: bool = True) -> list[Ev]:
@@ -143,6 +163,6 @@ def stale_findings(ctx: RuleContext, ordering: Ordering) -> Iterator[tuple[Ev, E
         if loop is None:
             continue
         in_loop = [z for z in zeros if inside(z, loop)]
-        if any(guarded_in(z, loop) and not conditions_within(z, step, loop) for z in in_loop):
+        if any(assumed_aligned(z, step, loop, region.modes) for z in in_loop):
             continue
         yield step, region.events.get(by_id), region.events.get(bw_id) if bw_id else None, loop, in_loop

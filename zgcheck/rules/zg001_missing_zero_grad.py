@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Iterator
 
 from zgcheck.diagnostics import Diagnostic
-from zgcheck.rules.base import Rule, RuleContext, cite, inside, stale_findings, steps_in_loop, zeros_before_loop, zeros_of
+from zgcheck.events import Ev
+from zgcheck.rules.base import Rule, RuleContext, cite, conditions_after, inside, stale_findings, steps_in_loop, zeros_before_loop, zeros_of
 from zgcheck.rules.zg005_closure_missing_zero_grad import closure_missing_zero
 
 EXPLANATION = """\
@@ -61,13 +62,31 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 yield ctx.diagnostic("ZG001", ref.event, message, key, (ref.event, backward, step.event),
                                      fix=ctx.fixes.add_parens(ref.event))
                 continue
-            message = (
-                f"{cite(step.event)} uses gradients that {_previous(by, step.event)} already consumed: "
-                f"nothing resets {key}'s gradients before {cite(backward)} adds to them; "
-                f"call {key}.zero_grad() once per step"
-            )
+            guarded = _per_iteration_guard(zeros_in_loop, step, loop)
+            if guarded is not None:
+                zero, cond = guarded
+                message = (
+                    f"{cite(zero.event)} runs only when `{cond}`, but {cite(step.event)} runs on every "
+                    f"iteration: on the other iterations it uses gradients that {_previous(by, step.event)} "
+                    f"already consumed, plus {cite(backward)}; call {key}.zero_grad() once per step"
+                )
+            else:
+                message = (
+                    f"{cite(step.event)} uses gradients that {_previous(by, step.event)} already consumed: "
+                    f"nothing resets {key}'s gradients before {cite(backward)} adds to them; "
+                    f"call {key}.zero_grad() once per step"
+                )
             yield ctx.diagnostic("ZG001", step.event, message, key, (backward, step.event),
                                  fix=ctx.fixes.zero_after_step(steps_in_loop(region, key, loop)))
+
+
+def _per_iteration_guard(zeros: list[Ev], step: Ev, loop: int) -> tuple[Ev, str] | None:
+    """A zero of the loop that runs under an `if` the step does not share, and that `if`."""
+    for zero in zeros:
+        own = [item for item in conditions_after(zero, loop) if item not in conditions_after(step, loop)]
+        if own and own[-1][0] == "if":
+            return zero, str(own[-1][1])
+    return None
 
 
 def _previous(by, step) -> str:

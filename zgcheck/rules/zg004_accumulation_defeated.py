@@ -51,10 +51,10 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
         for zero_id, bw_id in sorted(ordering.carried_wipes):
             zero = occurrence(region, zero_id)
             loop = innermost_loop(zero)
-            if loop is None or region.loops[loop].virtual:
+            if loop is None:
                 continue
             backwards = [o for o in region.occurrences if o.event.kind == "backward" and inside(o, loop)]
-            step, cond = _accumulating_step(zero, steps, loop, backwards)
+            step, cond = _accumulating_step(zero, steps, loop, backwards, region.modes)
             backward = region.events.get(bw_id) if bw_id else None
             if step is None:
                 step = _step_after_inner_loop(zero, steps, loop)
@@ -66,7 +66,8 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                     f"{cite(backward)} accumulated in the earlier iterations"
                 )
             else:
-                when = "on every iteration" if not guarded_in(zero, loop) else f"when `{cond}` but before the backward"
+                every = f"on every call of {region.name}()" if region.loops[loop].virtual else "on every iteration"
+                when = every if not guarded_in(zero, loop) else f"when `{cond}` but before the backward"
                 message = (
                     f"{cite(zero.event)} runs {when}, but {cite(step.event)} runs only when "
                     f"`{cond}`: it wipes the gradients that {cite(backward)} accumulated in the "
@@ -89,14 +90,15 @@ def _step_after_inner_loop(zero: Ev, steps: list[Ev], loop: int) -> Ev | None:
     return None
 
 
-def _accumulating_step(zero: Ev, steps: list[Ev], loop: int, backwards: list[Ev]) -> tuple[Ev | None, str | None]:
+def _accumulating_step(zero: Ev, steps: list[Ev], loop: int, backwards: list[Ev],
+                       modes: dict[str, str]) -> tuple[Ev | None, str | None]:
     """A step of the zero's loop under an accumulation condition that the zero does not
     share, or shares entirely while the backward runs outside it (then the zero sits before
     the micro-batches it should keep). A zero under some other condition is assumed aligned
     with the step by its author; a backward under the step's own condition (a GAN's or an
     RL agent's delayed update) accumulates nothing across iterations."""
     for step in steps:
-        cond = accumulation_condition(step, loop) if innermost_loop(step) == loop else None
+        cond = accumulation_condition(step, loop, modes) if innermost_loop(step) == loop else None
         if not cond:
             continue
         if not guarded_in(zero, loop):
