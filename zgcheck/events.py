@@ -28,6 +28,7 @@ class Event:
     grad_base: str | None = None  # `p` of `p.grad = None` or of a manual update
     unknown: bool = False  # a zero whose target cannot be seen (clears "maybe")
     weak: bool = False  # a "maybe" zero of `opt`: it is (re)built here, or steps an unseen closure
+    unresolved: bool = False  # read from a call that could not be resolved (its name only): no safe fix
     closure: "Seq | None" = None  # events of the closure passed to step()
     closure_name: str = ""
     target: str = ""  # the optimizer expression as written at this place (for fixes)

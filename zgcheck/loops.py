@@ -15,10 +15,13 @@ import libcst as cst
 from zgcheck.conditions import ITERATION, MODE_ORDER, assigned_names, classify, is_accumulation_condition
 from zgcheck.events import EMPTY, Ev, Event, If, Inline, Jump, Loop, Node, Region, Seq, Try, walk
 from zgcheck.parsing import ParsedModule
-from zgcheck.recognize import ZERO_METHODS, ModuleFacts, callee_name, receiver, squash
+from zgcheck.recognize import ZERO_METHODS, ModuleFacts, callee_name, is_xla, receiver, says_it_resets, squash
 
 INPLACE_UPDATES = frozenset({"add_", "sub_", "copy_", "addcdiv_", "addcmul_", "mul_", "lerp_"})
 GRAD_CLEARS = frozenset({"zero_", "fill_"})
+# Methods whose meaning comes from torch itself, never from a same-named user method.
+HANDLED_METHODS = frozenset({"step", "backward", "manual_backward", "zero_grad", "clear_grad", "clear_gradients",
+                             "__init__", "forward", "parameters", "named_parameters", "train", "eval"}) | INPLACE_UPDATES | GRAD_CLEARS
 MAX_INLINE_DEPTH = 6
 SYNC_CONDITION = "accelerator.sync_gradients"
 EVENT_MARKERS = ("backward", "step", "zero_grad", "clear_grad", ".grad", "optimizer")
@@ -42,6 +45,7 @@ class Context:
     # parameters and locals of a function run once per batch, until a loop of its own.
     loop_variant: frozenset[str] = frozenset()
     call_variant: frozenset[str] = frozenset()
+    collections: tuple[tuple[str, tuple[str, ...]], ...] = ()  # `*optimizers` -> the arguments
 
     @property
     def in_loop(self) -> bool:
@@ -244,10 +248,34 @@ class Extractor:
             # `for p in model.parameters(): p.grad = None` clears (or updates) all of them:
             # one event, not a loop that might run zero times.
             return list(self.suite(stmt.body, self.bind_param_loop(stmt, ctx)).items)
+        members = self.members(iter_text, ctx)
+        if isinstance(stmt.target, cst.Name) and members is not None and not stmt.orelse:
+            # `for opt in [enc_opt, dec_opt]: opt.zero_grad()`: once per known member.
+            target = stmt.target.value
+            items: list[Node] = []
+            for member in members:
+                renamed = replace(ctx, subst=((target, member),) + ctx.subst)
+                items.extend(self.suite(stmt.body, renamed).items)
+            return items
         if isinstance(stmt.target, cst.Name) and self.facts.is_optimizer(stmt.target.value) and not stmt.orelse:
             # `for opt in optimizers: opt.step()` steps each optimizer once, not repeatedly.
             return list(self.suite(stmt.body, ctx).items)
         return _unless_eventless(self.loop(stmt, ctx))
+
+    def members(self, iter_text: str, ctx: Context) -> tuple[str, ...] | None:
+        """The known members of a collection of optimizers being iterated: a literal list or
+        tuple of names, a `*optimizers` parameter, a container assigned in the module."""
+        literal = re.fullmatch(r"[\[(]([\w.]+(?:,[\w.]+)*),?[\])]", iter_text)
+        if literal:
+            names = tuple(literal.group(1).split(","))
+        else:
+            source = re.sub(r"\.values\(\)$", "", iter_text)
+            names = dict(ctx.collections).get(source)
+            if names is None:
+                names = self.facts.containers.get(source)
+        if names and all(self.facts.is_optimizer(n) for n in names):
+            return names
+        return None
 
     def with_node(self, stmt: cst.With, ctx: Context) -> list[Node]:
         items: list[Node] = []
@@ -296,7 +324,7 @@ class Extractor:
             helper = ctx.local_def(name) or facts.functions.get(name)
             if helper:
                 return self.inline(helper, call, ctx, skip_self=False)
-            return [self.event("zero", call, ctx, unknown=True)] if "zero_grad" in name else []
+            return self.reset_by_name(call, name, ctx)
         key = self.text(recv, ctx)
         if key == "self" and ctx.cls and (ctx.cls, name) in facts.methods:
             return self.inline(facts.methods[(ctx.cls, name)], call, ctx, skip_self=True)
@@ -304,21 +332,22 @@ class Extractor:
             if facts.is_optimizer(key):
                 raw = squash(self.parsed.code(recv))
                 return [self.synced(ctx, key, lambda c: self.event("zero", call, c, opt=facts.canon(key), target=raw))]
-            return [self.event("zero", call, ctx, models=(key,))]
-        if "zero_grad" in name and name != "zero_grad":  # self._zero_grad(), model.zero_grads()
-            return [self.event("zero", call, ctx, unknown=True)]
+            return self.optimizer_args_zeroed(call, ctx) or [self.event("zero", call, ctx, models=(key,))]
         if name in ("backward", "manual_backward"):
             if key.startswith("super(") or facts.is_engine(key) or "dist_autograd" in key:
                 return []
             return [self.event("backward", call, ctx)]
         if name == "step":
             return self.step_events(call, key, ctx)
-        if name == "optimizer_step" and call.args:
+        if name == "optimizer_step" and call.args and is_xla(key):
             target = self.text(call.args[0].value, ctx)
-            if key == "xm" or facts.is_optimizer(target):
-                raw = squash(self.parsed.code(call.args[0].value))
-                return [self.event("step", call, ctx, opt=facts.canon(target), target=raw)]
-            return []
+            raw = squash(self.parsed.code(call.args[0].value))
+            return [self.event("step", call, ctx, opt=facts.canon(target), target=raw)]
+        method = self.resolve_method(name, key)
+        if method is not None:
+            return self.inline(method, call, ctx, skip_self=True, this=key)
+        if says_it_resets(name):  # self._zero_grad(), model.zero_grads(), strategy.clear_grads(opt)
+            return self.reset_by_name(call, name, ctx)
         if name in GRAD_CLEARS and re.search(r"\.grad(\.data)?$", key) and _clears(call):
             return self.grad_clear(call, key.rsplit(".grad", 1)[0], ctx)
         if name in INPLACE_UPDATES:
@@ -326,6 +355,32 @@ class Extractor:
             if re.search(rf"(?<![\w.]){re.escape(base)}(\.data)?\.grad\b", self.text(call, ctx)[len(key):]):
                 return [self.event("manual", call, ctx, grad_base=base)]
         return []
+
+    def reset_by_name(self, call: cst.Call, name: str, ctx: Context) -> list[Node]:
+        """A call we cannot see into whose name says it clears gradients: a zero of each
+        optimizer handed to it (or, with none, a zero of something unknown)."""
+        if not says_it_resets(name):
+            return []
+        return self.optimizer_args_zeroed(call, ctx) or [self.event("zero", call, ctx, unknown=True, unresolved=True)]
+
+    def optimizer_args_zeroed(self, call: cst.Call, ctx: Context) -> list[Node]:
+        items: list[Node] = []
+        for arg in call.args:
+            if arg.keyword is None and not arg.star:
+                key = self.text(arg.value, ctx)
+                if self.facts.is_optimizer(key):
+                    raw = squash(self.parsed.code(arg.value))
+                    items.append(self.event("zero", call, ctx, opt=self.facts.canon(key), target=raw, unresolved=True))
+        return items
+
+    def resolve_method(self, name: str, key: str) -> cst.FunctionDef | None:
+        """`model.optimizer_step(epoch, i, opt)`: the method of that name when exactly one
+        class of the module defines it and it can hold gradient events. Optimizers,
+        engines and scalers keep their own meaning (a custom Optimizer's `step`)."""
+        if name in HANDLED_METHODS or self.facts.is_optimizer(key) or self.facts.is_engine(key) or self.facts.is_scaler(key):
+            return None
+        found = [f for (_, n), f in self.facts.methods.items() if n == name]
+        return found[0] if len(found) == 1 and self.relevant(found[0]) else None
 
     def step_events(self, call: cst.Call, key: str, ctx: Context) -> list[Node]:
         facts = self.facts
@@ -426,16 +481,22 @@ class Extractor:
         return names
 
     # ----- helpers inlined at their call ----------------------------------------
-    def inline(self, helper: cst.FunctionDef, call: cst.Call, ctx: Context, skip_self: bool) -> list[Node]:
+    def inline(self, helper: cst.FunctionDef, call: cst.Call, ctx: Context, skip_self: bool,
+               this: str | None = None) -> list[Node]:
+        """The helper's body at its call, parameters renamed to the caller's arguments.
+        ``this``: the receiver of a resolved method (``model`` of `model.hook(...)`)."""
         if id(helper) in ctx.stack or len(ctx.stack) >= MAX_INLINE_DEPTH:
             return []
         self.inlined.add(id(helper))
-        if not self.relevant(helper) or self.generator(helper):
+        if not self.relevant(helper) or self.generator(helper) or not isinstance(helper.body, cst.IndentedBlock):
             return []
         params = [p.name.value for p in helper.params.params]
-        if skip_self and params:
-            params = params[1:]
         subst: list[tuple[str, str]] = []
+        if skip_self and params:
+            if this is not None and params[0] != this:
+                subst.append((params[0], this))
+            params = params[1:]
+        positional = [a for a in call.args if a.keyword is None and not a.star]
         for index, arg in enumerate(call.args):
             if arg.star:
                 break
@@ -443,6 +504,12 @@ class Extractor:
             value = self.text(arg.value, ctx)
             if name and name != value and re.fullmatch(r"[\w.\[\]'\"()]+", value):
                 subst.append((name, value))
+        collections = ctx.collections
+        star = helper.params.star_arg
+        if isinstance(star, cst.Param) and not any(a.star for a in call.args):
+            # `def zero_all(*optimizers)` called `zero_all(g, d)`: the members are known.
+            extra = tuple(self.text(a.value, ctx) for a in positional[len(params):])
+            collections = collections + ((star.name.value, extra),)
         # The helper's locals are computed afresh at every call: they vary as the call does.
         local = self.assigned(helper)
         loop_variant, call_variant = ctx.loop_variant, ctx.call_variant
@@ -450,9 +517,14 @@ class Extractor:
             loop_variant |= local
         else:
             call_variant |= local
-        inner = Context(path=ctx.path, cls=ctx.cls, stack=ctx.stack + (id(helper),), subst=tuple(subst),
-                        accumulate=ctx.accumulate, loop_variant=loop_variant, call_variant=call_variant)
-        return [Inline(self.block(helper.body.body, inner))] if isinstance(helper.body, cst.IndentedBlock) else []
+        cls = self.class_of(helper) if this is not None else ctx.cls
+        inner = Context(path=ctx.path, cls=cls, stack=ctx.stack + (id(helper),), subst=tuple(subst),
+                        accumulate=ctx.accumulate, loop_variant=loop_variant, call_variant=call_variant,
+                        collections=collections)
+        return [Inline(self.block(helper.body.body, inner))]
+
+    def class_of(self, method: cst.FunctionDef) -> str | None:
+        return next((c for (c, _), f in self.facts.methods.items() if f is method), None)
 
 
 def _clears(call: cst.Call) -> bool:

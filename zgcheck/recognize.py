@@ -68,6 +68,27 @@ def named_like_optimizer(key: str) -> bool:
     return any(t in OPTIMIZER_TOKENS for t in tokens)
 
 
+# Plural words that name a container of optimizers: `self.optims.d`, `optimizers["g"]`.
+CONTAINER_TOKENS = frozenset({"optimizers", "optimisers", "optims", "opts"})
+RESETS_GRAD = re.compile(r"(zero|reset|clear).*grad|grad.*(zero|reset|clear)", re.I)
+
+
+def in_optimizer_container(key: str) -> bool:
+    """``self.optims.d`` / ``self.optimizers.g``: a member of a container of optimizers."""
+    names = _IDENT.findall(re.sub(r"\[[^\]]*\]", "", _STRINGS.sub("", key)))
+    return len(names) >= 2 and any(t in CONTAINER_TOKENS for t in name_tokens(names[-2]))
+
+
+def says_it_resets(name: str) -> bool:
+    """A callee whose name says it clears gradients (`clear_grads`, `reset_grad`, `zero_all_grads`)."""
+    return bool(RESETS_GRAD.search(name))
+
+
+def is_xla(key: str) -> bool:
+    """torch_xla's `xm.optimizer_step(opt)` (``import torch_xla.core.xla_model as xm``)."""
+    return key in ("xm", "xla_model") or key.endswith(".xla_model")
+
+
 def named_like(key: str, words: frozenset[str]) -> bool:
     return any(t in words for t in name_tokens(last_name(key)))
 
@@ -103,6 +124,7 @@ class ModuleFacts:
     prepared: set[str] = field(default_factory=set)
     uses_accumulate: bool = False
     other_framework: bool = False
+    containers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # `opts = [a, b]` -> ("a", "b")
     passed: set[str] = field(default_factory=set)  # names handed to a call (Engine(update_fn))
     returned: set[str] = field(default_factory=set)  # names a function returns (`return train_step`)
     functions: dict[str, cst.FunctionDef] = field(default_factory=dict)
@@ -141,7 +163,7 @@ class ModuleFacts:
             return True
         if key in self.zeroed and key in self.stepped and not named_like(key, NOT_OPTIMIZER_TOKENS):
             return True
-        return named_like_optimizer(key)
+        return named_like_optimizer(key) or in_optimizer_container(key)
 
     def is_engine(self, key: str) -> bool:
         if self.canon(key) in self.engines or key in self.extra_engines or last_name(key) in self.extra_engines:
@@ -239,7 +261,7 @@ class _FactCollector(cst.CSTVisitor):
             self.facts.stepped.add(key)
             if node.args and self.facts.is_scaler(key):
                 self.facts.optimizers.add(self.text(node.args[0].value))
-        elif name == "optimizer_step" and node.args:
+        elif name == "optimizer_step" and node.args and is_xla(key):
             self.facts.optimizers.add(self.text(node.args[0].value))
 
     def visit_Assign(self, node: cst.Assign) -> None:
@@ -253,6 +275,10 @@ class _FactCollector(cst.CSTVisitor):
     def _assigned(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
         facts = self.facts
         names = [self.text(e.value) for e in target.elements] if isinstance(target, (cst.Tuple, cst.List)) else [self.text(target)]
+        if len(names) == 1:
+            members = self._members(names[0], value)
+            if members:
+                facts.containers[names[0]] = members
         if isinstance(value, (cst.Name, cst.Attribute)) and len(names) == 1:
             source = self.text(value)
             if source not in ("None", "True", "False"):
@@ -288,6 +314,26 @@ class _FactCollector(cst.CSTVisitor):
                 facts.prepared.update(names)
         elif "scheduler" in callee.lower() or "lr" in name_tokens(callee) or callee in ("make", "tqdm", "trange"):
             facts.not_optimizers.update(names)
+
+    def _members(self, name: str, value: cst.BaseExpression) -> tuple[str, ...]:
+        """The members of a literal container: `[a, b]`, `(a, b)`, `{"g": a}`, `dict(g=a)`,
+        `SimpleNamespace(g=a)`, as the keys by which the code reaches them."""
+        if isinstance(value, (cst.List, cst.Tuple)) and value.elements:
+            if all(isinstance(e, cst.Element) and isinstance(e.value, (cst.Name, cst.Attribute)) for e in value.elements):
+                return tuple(self.text(e.value) for e in value.elements)
+            return ()
+        if isinstance(value, cst.Dict) and value.elements:
+            keys = [e.key for e in value.elements if isinstance(e, cst.DictElement)]
+            if len(keys) == len(value.elements) and all(isinstance(k, cst.SimpleString) for k in keys):
+                return tuple(f"{name}[{self.text(k)}]" for k in keys)
+            return ()
+        if isinstance(value, cst.Call) and callee_name(value) in ("dict", "SimpleNamespace", "Namespace", "EasyDict"):
+            keywords = [a.keyword.value for a in value.args if a.keyword is not None]
+            if keywords and len(keywords) == len(value.args):
+                if callee_name(value) == "dict":
+                    return tuple(f'{name}["{k}"]' for k in keywords)
+                return tuple(f"{name}.{k}" for k in keywords)
+        return ()
 
     def _owners(self, call: cst.Call) -> frozenset[str] | None:
         owners: set[str] = set()
