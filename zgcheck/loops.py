@@ -484,7 +484,8 @@ class Extractor:
     def inline(self, helper: cst.FunctionDef, call: cst.Call, ctx: Context, skip_self: bool,
                this: str | None = None) -> list[Node]:
         """The helper's body at its call, parameters renamed to the caller's arguments.
-        ``this``: the receiver of a resolved method (``model`` of `model.hook(...)`)."""
+        ``this``: the receiver of a resolved method (``model`` of `model.hook(...)`); the
+        method's own `self.` names then refer to its class."""
         if id(helper) in ctx.stack or len(ctx.stack) >= MAX_INLINE_DEPTH:
             return []
         self.inlined.add(id(helper))
@@ -493,8 +494,7 @@ class Extractor:
         params = [p.name.value for p in helper.params.params]
         subst: list[tuple[str, str]] = []
         if skip_self and params:
-            if this is not None and params[0] != this:
-                subst.append((params[0], this))
+            # `self` stays `self`: the module's facts about `self.optimizer` are keyed so.
             params = params[1:]
         positional = [a for a in call.args if a.keyword is None and not a.star]
         for index, arg in enumerate(call.args):
