@@ -18,5 +18,10 @@ def expected(text: str) -> list[tuple[int, str]]:
 
 
 def fixture_files() -> list[Path]:
-    skip = {"fix", "problems", "notebooks"}
+    skip = {"fix", "problems", "notebooks", "projects"}
     return sorted(p for p in ROOT.rglob("*.py") if not (set(p.relative_to(ROOT).parts) & skip))
+
+
+def project_dirs() -> list[Path]:
+    """Multi-file fixtures: each folder of fixtures/projects/ is checked as one tree."""
+    return sorted(p for p in (ROOT / "projects").iterdir() if p.is_dir())

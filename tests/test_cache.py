@@ -21,9 +21,9 @@ def counted(monkeypatch):
     calls: list[str] = []
     real = runner.analyse_text
 
-    def spy(text, filename, settings):
+    def spy(text, filename, settings, used=None):
         calls.append(filename)
-        return real(text, filename, settings)
+        return real(text, filename, settings, used)
 
     monkeypatch.setattr(runner, "analyse_text", spy)
     return calls
@@ -163,3 +163,27 @@ def test_every_diagnostic_field_survives_the_cache(tmp_path):
     cache.put("k", (diag,))
     cache.save()
     assert Cache(str(tmp_path), Settings()).get("k", "a.py") == (diag,)
+
+
+HELPER_ZEROES = "def clear_grads(*optimizers):\n    for o in optimizers:\n        o.zero_grad()\n"
+HELPER_FORGETS = "def clear_grads(*optimizers):\n    pass\n"
+CALLER = (
+    "import torch\nfrom train_utils import clear_grads\n\n"
+    "model = torch.nn.Linear(2, 1)\noptimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+    "for x in torch.randn(8, 4, 2):\n    clear_grads(optimizer)\n"
+    "    model(x).sum().backward()\n    optimizer.step()\n"
+)
+
+
+def test_editing_a_helper_rechecks_its_callers(tmp_path, counted):
+    (tmp_path / "pyproject.toml").write_text("")
+    helper, caller = tmp_path / "train_utils.py", tmp_path / "train.py"
+    helper.write_text(HELPER_ZEROES)
+    caller.write_text(CALLER)
+    assert [r.diagnostics for r in check([caller], tmp_path / "c")] == [()]
+    assert [r.diagnostics for r in check([caller], tmp_path / "c")] == [()]
+    assert counted == [str(caller)]  # the second run was a hit
+    helper.write_text(HELPER_FORGETS)
+    third = check([caller], tmp_path / "c")
+    assert [d.code for d in third[0].diagnostics] == ["ZG001"]
+    assert counted == [str(caller), str(caller)]

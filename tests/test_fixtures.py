@@ -5,8 +5,10 @@ from collections import Counter
 
 import pytest
 
-from fixture_expectations import ROOT, expected, fixture_files
+from fixture_expectations import ROOT, expected, fixture_files, project_dirs
 from zgcheck import check_source
+from zgcheck.runner import check_file, check_paths
+from zgcheck.settings import Settings
 from zgcheck.rules import RULES
 
 FILES = fixture_files()
@@ -34,3 +36,33 @@ def test_clean_fixtures_have_no_markers():
     for path in FILES:
         if path.parent.name == "clean":
             assert expected(path.read_text(encoding="utf-8")) == [], path
+
+
+PROJECTS = project_dirs()
+
+
+@pytest.mark.parametrize("project", PROJECTS, ids=[p.name for p in PROJECTS])
+def test_project_fixture_checked_as_a_tree(project):
+    """Helpers in other modules are resolved: every file's findings match its markers."""
+    results = check_paths([str(project)], jobs=1)
+    assert all(not r.problems for r in results), [r.problems for r in results if r.problems]
+    got = sorted((r.filename, d.location.row, d.code) for r in results for d in r.diagnostics)
+    want = sorted(
+        (str(path), row, code)
+        for path in project.rglob("*.py")
+        for row, code in expected(path.read_text(encoding="utf-8"))
+    )
+    assert got == want
+
+
+@pytest.mark.parametrize("project", PROJECTS, ids=[p.name for p in PROJECTS])
+def test_project_file_named_alone_still_resolves_its_helpers(project):
+    """pre-commit names single files: their helpers are still found in the repository."""
+    for path in project.rglob("*.py"):
+        result = check_file(str(path), Settings())
+        assert sorted((d.location.row, d.code) for d in result.diagnostics) == expected(path.read_text(encoding="utf-8"))
+
+
+def test_project_fixtures_cover_both_verdicts():
+    marked = [p for project in PROJECTS for p in project.rglob("*.py") if expected(p.read_text(encoding="utf-8"))]
+    assert len(PROJECTS) >= 4 and len(marked) >= 2

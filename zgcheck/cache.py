@@ -74,20 +74,33 @@ class Cache:
         self.dirty = False
 
     def get(self, digest: str, filename: str) -> tuple[Diagnostic, ...] | None:
-        """Cached diagnostics for these bytes (renamed to ``filename``), or None."""
+        """Cached diagnostics for these bytes (renamed to ``filename``), or None. An entry
+        that read helpers of other modules holds only while those files are unchanged."""
         raw = self.entries.get(digest)
         if raw is None:
             return None
+        if isinstance(raw, dict):
+            from zgcheck.project import still_current
+
+            deps = raw.get("deps")
+            if raw.get("file") != filename or not isinstance(deps, list) or not still_current(tuple(map(tuple, deps))):
+                return None
+            raw = raw.get("diagnostics")
         try:
             return tuple(_diagnostic(item, filename) for item in raw)
-        except (TypeError, ValueError, KeyError):
+        except (TypeError, ValueError, KeyError, AttributeError):
             # Valid JSON, wrong shape: distrust the entry and check the file again.
             del self.entries[digest]
             return None
 
-    def put(self, digest: str, diagnostics: tuple[Diagnostic, ...]) -> None:
-        """Remember a parsed file's diagnostics."""
-        self.entries[digest] = [_encode(d) for d in diagnostics]
+    def put(self, digest: str, diagnostics: tuple[Diagnostic, ...], filename: str = "",
+            dependencies: tuple[tuple[str, str], ...] = ()) -> None:
+        """Remember a parsed file's diagnostics (and the helper files they depend on)."""
+        encoded = [_encode(d) for d in diagnostics]
+        if dependencies:
+            self.entries[digest] = {"file": filename, "deps": [list(d) for d in dependencies], "diagnostics": encoded}
+        else:
+            self.entries[digest] = encoded
         self.dirty = True
 
     def save(self) -> None:
@@ -134,7 +147,7 @@ def _load(path: str, key: str) -> dict[str, list]:
     entries = data.get("entries")
     if not isinstance(entries, dict):
         return {}
-    return {k: v for k, v in entries.items() if isinstance(k, str) and isinstance(v, list)}
+    return {k: v for k, v in entries.items() if isinstance(k, str) and isinstance(v, (list, dict))}
 
 
 def _encode(diag: Diagnostic) -> dict:

@@ -91,3 +91,5 @@ class FileResult:
     fix_note: str = ""  # why fixes were not written, when they were not
     diff: str = ""  # unified diff of the fixes
     cell_lines: tuple[tuple[str, ...], ...] = field(default=(), compare=False)  # notebooks: lines per cell
+    # Other files of the project whose helpers the analysis read: (path, content hash).
+    dependencies: tuple[tuple[str, str], ...] = field(default=(), compare=False)

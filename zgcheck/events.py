@@ -29,6 +29,7 @@ class Event:
     unknown: bool = False  # a zero whose target cannot be seen (clears "maybe")
     weak: bool = False  # a "maybe" zero of `opt`: it is (re)built here, or steps an unseen closure
     unresolved: bool = False  # read from a call that could not be resolved (its name only): no safe fix
+    via: str = ""  # the other module's helper this event happens in (located at the call)
     closure: "Seq | None" = None  # events of the closure passed to step()
     closure_name: str = ""
     target: str = ""  # the optimizer expression as written at this place (for fixes)
@@ -64,6 +65,7 @@ class Loop:
     line: int
     infinite: bool = False
     virtual: bool = False
+    via: str = ""  # a loop of another module's helper: that module reports what happens inside
 
 
 @dataclass(frozen=True, eq=False)

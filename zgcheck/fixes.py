@@ -165,6 +165,8 @@ class FixPlanner:
 
     def move_zero_after_step(self, zero: Event, step: Event, safe_when_same_block: bool = True) -> Fix | None:
         """ZG002 / ZG004: move the zero right after the step (same function only)."""
+        if zero.via or zero.unresolved:
+            return None  # the zero sits inside a call we would have to rewrite: never moved
         moved, anchor = self.statement_of(zero), self.statement_of(step)
         if moved is None or anchor is None or moved.function != anchor.function or moved.siblings < 2:
             return None

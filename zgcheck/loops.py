@@ -7,8 +7,10 @@ the step, and loops over parameters that clear or update ``p.grad`` count as one
 """
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
@@ -16,6 +18,9 @@ from zgcheck.conditions import ITERATION, MODE_ORDER, assigned_names, classify, 
 from zgcheck.events import EMPTY, Ev, Event, If, Inline, Jump, Loop, Node, Region, Seq, Try, walk
 from zgcheck.parsing import ParsedModule
 from zgcheck.recognize import ZERO_METHODS, ModuleFacts, callee_name, is_xla, receiver, says_it_resets, squash
+
+if TYPE_CHECKING:
+    from zgcheck.project import LoadedModule, Resolver
 
 INPLACE_UPDATES = frozenset({"add_", "sub_", "copy_", "addcdiv_", "addcmul_", "mul_", "lerp_"})
 GRAD_CLEARS = frozenset({"zero_", "fill_"})
@@ -46,6 +51,8 @@ class Context:
     loop_variant: frozenset[str] = frozenset()
     call_variant: frozenset[str] = frozenset()
     collections: tuple[tuple[str, tuple[str, ...]], ...] = ()  # `*optimizers` -> the arguments
+    site: "tuple[ParsedModule, cst.Call] | None" = None  # the checked file's call into another module
+    via: str = ""  # that module's helper, named for messages
 
     @property
     def in_loop(self) -> bool:
@@ -77,7 +84,8 @@ class Extractor:
     facts: ModuleFacts
     events: dict[int, Event] = field(default_factory=dict)
     inlined: set[int] = field(default_factory=set)
-    _ids: int = 0
+    resolver: "Resolver | None" = None  # calls into other modules of the project
+    counter: "itertools.count" = field(default_factory=lambda: itertools.count(1))  # shared with helpers' extractors
     _relevant: dict[int, bool] = field(default_factory=dict)
     _generators: dict[int, bool] = field(default_factory=dict)
     modes: dict[str, str] = field(default_factory=dict)  # condition text -> conditions.SWITCH / ...
@@ -123,12 +131,19 @@ class Extractor:
         return raw
 
     def new_id(self) -> int:
-        self._ids += 1
-        return self._ids
+        return next(self.counter)
 
     def event(self, kind: str, node: cst.CSTNode, ctx: Context, **kw) -> Ev:
-        (line, col), (end_line, end_col) = self.parsed.start(node), self.parsed.end(node)
-        text = " ".join(self.parsed.code(node).split())
+        parsed = self.parsed
+        if ctx.site is not None:
+            # An event inside another module's helper is shown (and fixed) at the call in
+            # the checked file; its receiver is named as the caller names it, if it can be.
+            parsed, node = ctx.site
+            kw["target"] = _caller_text(kw.get("target", ""), ctx.subst)
+            kw["closure_node"] = None
+            kw["via"] = ctx.via
+        (line, col), (end_line, end_col) = parsed.start(node), parsed.end(node)
+        text = " ".join(parsed.code(node).split())
         ev = Event(self.new_id(), kind, text, line, col + 1, end_line, end_col + 1, node=node, **kw)
         self.events[ev.id] = ev
         return Ev(ev, ctx.path)
@@ -201,7 +216,7 @@ class Extractor:
         negated = False
         while cond.startswith("not") and isinstance(stmt.test, cst.UnaryOperation) and not negated:
             cond, negated = self.text(stmt.test.expression, ctx), True
-        cond = cond.strip("()") if cond.startswith("(") and cond.endswith(")") else cond
+        cond = _outer_parens_removed(cond)
         mode = classify(cond, ctx.loop_variant | ctx.call_variant)
         self.modes[cond] = max(mode, self.modes.get(cond, mode), key=MODE_ORDER.index)
         # Each branch knows which side of the condition it is on ("if" / "else").
@@ -231,7 +246,10 @@ class Extractor:
         # An eventless loop is dropped by the caller; not asking for its line spares
         # resolving positions in code that has nothing to do with gradients.
         eventful = any(isinstance(n, Ev) for part in (body, orelse) for n in walk(part))
-        return Loop(loop_id, body, orelse, self.parsed.start(stmt)[0] if eventful else 0, infinite=infinite)
+        line = 0
+        if eventful:
+            line = ctx.site[0].start(ctx.site[1])[0] if ctx.site is not None else self.parsed.start(stmt)[0]
+        return Loop(loop_id, body, orelse, line, infinite=infinite, via=ctx.via if ctx.site is not None else "")
 
     def bind_param_loop(self, stmt: cst.For, ctx: Context) -> Context:
         target = stmt.target
@@ -324,7 +342,8 @@ class Extractor:
             helper = ctx.local_def(name) or facts.functions.get(name)
             if helper:
                 return self.inline(helper, call, ctx, skip_self=False)
-            return self.reset_by_name(call, name, ctx)
+            foreign = self.project_call(name, None, call, ctx)
+            return foreign if foreign is not None else self.reset_by_name(call, name, ctx)
         key = self.text(recv, ctx)
         if key == "self" and ctx.cls and (ctx.cls, name) in facts.methods:
             return self.inline(facts.methods[(ctx.cls, name)], call, ctx, skip_self=True)
@@ -346,6 +365,9 @@ class Extractor:
         method = self.resolve_method(name, key)
         if method is not None:
             return self.inline(method, call, ctx, skip_self=True, this=key)
+        foreign = self.project_call(name, key, call, ctx)
+        if foreign is not None:
+            return foreign
         if says_it_resets(name):  # self._zero_grad(), model.zero_grads(), strategy.clear_grads(opt)
             return self.reset_by_name(call, name, ctx)
         if name in GRAD_CLEARS and re.search(r"\.grad(\.data)?$", key) and _clears(call):
@@ -372,6 +394,50 @@ class Extractor:
                     raw = squash(self.parsed.code(arg.value))
                     items.append(self.event("zero", call, ctx, opt=self.facts.canon(key), target=raw, unresolved=True))
         return items
+
+    def project_call(self, name: str, key: str | None, call: cst.Call, ctx: Context) -> list[Node] | None:
+        """A call into another module of the project (or a method of a class whose instance
+        the receiver is): its body inlined at the call, or None when it cannot be resolved."""
+        resolver = self.resolver
+        if resolver is None:
+            return None
+        facts = self.facts
+        if key is None:
+            found = resolver.function(name)
+            if found is not None:
+                return self.inline_foreign(found[0], found[1], None, call, ctx, skip_self=False)
+            targets = [(name, "__call__")]
+        else:
+            found = resolver.module_function(key, name)
+            if found is not None:
+                return self.inline_foreign(found[0], found[1], None, call, ctx, skip_self=False)
+            if facts.is_optimizer(key):
+                return None  # a custom optimizer's own step() is torch's business
+            targets = [(key, name), (f"{key}.{name}", "__call__")]
+        for holder, method_name in targets:
+            cls_ref = facts.instances.get(holder) or facts.instances.get(facts.canon(holder))
+            method = resolver.method(cls_ref, method_name) if cls_ref else None
+            if method is None:
+                continue
+            loaded, cls, func = method
+            if loaded is None:
+                return self.inline(func, call, ctx, skip_self=True, this=holder, cls=cls)
+            return self.inline_foreign(loaded, func, cls, call, ctx, skip_self=True)
+        return None
+
+    def inline_foreign(self, loaded: "LoadedModule", func: cst.FunctionDef, cls: str | None, call: cst.Call,
+                       ctx: Context, skip_self: bool) -> list[Node]:
+        """Another module's helper, extracted in its own module with the caller's names."""
+        from zgcheck.project import merged_facts
+
+        if id(func) in ctx.stack or len(ctx.stack) >= MAX_INLINE_DEPTH:
+            return []
+        inner = self.bind(func, call, ctx, skip_self, cls)
+        if ctx.site is None:
+            inner = replace(inner, site=(self.parsed, call), via=func.name.value)
+        other = Extractor(loaded.parsed, merged_facts(self.facts, loaded), events=self.events, modes=self.modes,
+                          resolver=self.resolver.nested(loaded), counter=self.counter)
+        return other.expand(func, inner)
 
     def resolve_method(self, name: str, key: str) -> cst.FunctionDef | None:
         """`model.optimizer_step(epoch, i, opt)`: the method of that name when exactly one
@@ -482,21 +548,26 @@ class Extractor:
 
     # ----- helpers inlined at their call ----------------------------------------
     def inline(self, helper: cst.FunctionDef, call: cst.Call, ctx: Context, skip_self: bool,
-               this: str | None = None) -> list[Node]:
+               this: str | None = None, cls: str | None = None) -> list[Node]:
         """The helper's body at its call, parameters renamed to the caller's arguments.
         ``this``: the receiver of a resolved method (``model`` of `model.hook(...)`); the
         method's own `self.` names then refer to its class."""
         if id(helper) in ctx.stack or len(ctx.stack) >= MAX_INLINE_DEPTH:
             return []
         self.inlined.add(id(helper))
-        if not self.relevant(helper) or self.generator(helper) or not isinstance(helper.body, cst.IndentedBlock):
-            return []
+        if this is not None and cls is None:
+            cls = self.class_of(helper)
+        return self.expand(helper, self.bind(helper, call, ctx, skip_self, cls if this is not None else ctx.cls))
+
+    def bind(self, helper: cst.FunctionDef, call: cst.Call, ctx: Context, skip_self: bool, cls: str | None) -> Context:
+        """The context of a helper's body at this call: renames, `*args` members, what varies."""
         params = [p.name.value for p in helper.params.params]
         subst: list[tuple[str, str]] = []
         if skip_self and params:
             # `self` stays `self`: the module's facts about `self.optimizer` are keyed so.
             params = params[1:]
         positional = [a for a in call.args if a.keyword is None and not a.star]
+        varying: set[str] = set()
         for index, arg in enumerate(call.args):
             if arg.star:
                 break
@@ -504,6 +575,10 @@ class Extractor:
             value = self.text(arg.value, ctx)
             if name and name != value and re.fullmatch(r"[\w.\[\]'\"()]+", value):
                 subst.append((name, value))
+            elif name and classify(value, ctx.loop_variant | ctx.call_variant) == ITERATION:
+                varying.add(name)  # `update_grad=(i + 1) % k == 0`: the parameter changes per call
+                if is_accumulation_condition(value) and not re.search(r"\w\s*\(", value):
+                    subst.append((name, f"({value})"))  # and `if update_grad:` is that test
         collections = ctx.collections
         star = helper.params.star_arg
         if isinstance(star, cst.Param) and not any(a.star for a in call.args):
@@ -511,20 +586,43 @@ class Extractor:
             extra = tuple(self.text(a.value, ctx) for a in positional[len(params):])
             collections = collections + ((star.name.value, extra),)
         # The helper's locals are computed afresh at every call: they vary as the call does.
-        local = self.assigned(helper)
+        local = self.assigned(helper) | varying
         loop_variant, call_variant = ctx.loop_variant, ctx.call_variant
         if ctx.in_loop:
             loop_variant |= local
         else:
             call_variant |= local
-        cls = self.class_of(helper) if this is not None else ctx.cls
-        inner = Context(path=ctx.path, cls=cls, stack=ctx.stack + (id(helper),), subst=tuple(subst),
-                        accumulate=ctx.accumulate, loop_variant=loop_variant, call_variant=call_variant,
-                        collections=collections)
+        return Context(path=ctx.path, cls=cls, stack=ctx.stack + (id(helper),), subst=tuple(subst),
+                       accumulate=ctx.accumulate, loop_variant=loop_variant, call_variant=call_variant,
+                       collections=collections, site=ctx.site, via=ctx.via)
+
+    def expand(self, helper: cst.FunctionDef, inner: Context) -> list[Node]:
+        if not self.relevant(helper) or self.generator(helper) or not isinstance(helper.body, cst.IndentedBlock):
+            return []
         return [Inline(self.block(helper.body.body, inner))]
 
     def class_of(self, method: cst.FunctionDef) -> str | None:
         return next((c for (c, _), f in self.facts.methods.items() if f is method), None)
+
+
+def _outer_parens_removed(text: str) -> str:
+    """`((i + 1) % k == 0)` -> `(i + 1) % k == 0`; `(a) and (b)` stays as it is."""
+    while text.startswith("(") and text.endswith(")"):
+        depth = 0
+        for index, char in enumerate(text):
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if depth == 0 and index < len(text) - 1:
+                return text
+        text = text[1:-1]
+    return text
+
+
+def _caller_text(raw: str, subst: tuple[tuple[str, str], ...]) -> str:
+    """A helper's expression as the caller writes it (via its parameter renames), or ""."""
+    for old, new in subst:
+        if raw == old or raw.startswith((old + ".", old + "[")):
+            return new + raw[len(old):]
+    return ""
 
 
 def _clears(call: cst.Call) -> bool:
@@ -588,14 +686,14 @@ def _function_defs(module: cst.Module) -> list[tuple[cst.FunctionDef, str | None
     return found
 
 
-def extract_regions(parsed: ParsedModule, facts: ModuleFacts) -> list[Region]:
+def extract_regions(parsed: ParsedModule, facts: ModuleFacts, resolver: "Resolver | None" = None) -> list[Region]:
     """The module's top level plus every function nobody in the module calls.
 
     A function called from elsewhere in the module is analysed where it is called
     (inlined); the others run "once per batch" as far as we can tell, so their body is
     wrapped in a virtual loop (the usual ``train_step(batch)`` shape).
     """
-    extractor = Extractor(parsed, facts)
+    extractor = Extractor(parsed, facts, resolver=resolver)
     regions: list[Region] = []
     top = extractor.block(parsed.module.body, Context())
     regions.append(_region(extractor, "<module>", top))
@@ -654,7 +752,7 @@ def _prefix_paths(body: Seq, loop_id: int) -> Seq:
         if isinstance(node, If):
             return If(node.cond, fix(node.then), fix(node.orelse), node.accumulation, node.mode)
         if isinstance(node, Loop):
-            return Loop(node.id, fix(node.body), fix(node.orelse), node.line, node.infinite, node.virtual)
+            return Loop(node.id, fix(node.body), fix(node.orelse), node.line, node.infinite, node.virtual, node.via)
         if isinstance(node, Try):
             return Try(fix(node.body), tuple(fix(h) for h in node.handlers), fix(node.orelse), fix(node.final) if node.final else None)
         if isinstance(node, Inline):

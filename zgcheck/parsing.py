@@ -113,7 +113,9 @@ def _provider_positions(module: "cst.Module", stmt: "cst.CSTNode", offset: int) 
 
 # Every finding needs a step (`O.step()`, `scaler.step(O)`, `xm.optimizer_step(O)`) or a
 # manual update reading `p.grad`; all of them are attribute accesses with these names.
-EVENT_ATTRIBUTES = frozenset({"step", "optimizer_step", "grad"})
+# `.zero_grad` too: with a reset in the file, a rule can fire through a helper of another
+# module that runs the backward and the step (a loss scaler's __call__).
+EVENT_ATTRIBUTES = frozenset({"step", "optimizer_step", "grad", "zero_grad"})
 
 # LibCST's parser slows down quadratically on long operator chains (4,000 `a + a + ...`
 # take 6 s) and its native code overflows the C stack near 8,000; real code stays far

@@ -125,6 +125,11 @@ class ModuleFacts:
     uses_accumulate: bool = False
     other_framework: bool = False
     containers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # `opts = [a, b]` -> ("a", "b")
+    # For project-wide resolution (zgcheck.project): local name -> (module, dots, imported
+    # name or None for a module); name -> the class it is an instance of; class -> bases.
+    imports: dict[str, tuple[str, int, str | None]] = field(default_factory=dict)
+    instances: dict[str, str] = field(default_factory=dict)
+    bases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     passed: set[str] = field(default_factory=set)  # names handed to a call (Engine(update_fn))
     returned: set[str] = field(default_factory=set)  # names a function returns (`return train_step`)
     functions: dict[str, cst.FunctionDef] = field(default_factory=dict)
@@ -203,6 +208,10 @@ class _FactCollector(cst.CSTVisitor):
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self.classes.append(node.name.value)
+        if len(self.classes) == 1:
+            self.facts.bases[node.name.value] = tuple(
+                self.text(b.value) for b in node.bases if isinstance(b.value, (cst.Name, cst.Attribute)) and b.keyword is None
+            )
         for base in node.bases:
             if last_name(self.text(base.value)) in OPTIMIZER_BASES | self.facts.custom_optimizers:
                 self.facts.custom_optimizers.add(node.name.value)
@@ -231,11 +240,30 @@ class _FactCollector(cst.CSTVisitor):
 
     def visit_Import(self, node: cst.Import) -> None:
         for alias in node.names:
-            self._imported(self.text(alias.name))
+            module = self.text(alias.name)
+            self._imported(module)
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                self.facts.imports[alias.asname.name.value] = (module, 0, None)
+            else:
+                top = module.split(".")[0]
+                self.facts.imports.setdefault(top, (top, 0, None))
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-        if node.module is not None:
-            self._imported(self.text(node.module))
+        module = self.text(node.module) if node.module is not None else ""
+        if module:
+            self._imported(module)
+        if isinstance(node.names, cst.ImportStar):
+            return
+        level = len(node.relative)
+        for alias in node.names:
+            name = self.text(alias.name)
+            local = alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, cst.Name) else name
+            self.facts.imports[local] = (module, level, name)
+
+    def visit_Param(self, node: cst.Param) -> None:
+        annotation = node.annotation.annotation if node.annotation is not None else None
+        if isinstance(annotation, (cst.Name, cst.Attribute)):
+            self.facts.instances.setdefault(node.name.value, self.text(annotation))
 
     def _imported(self, module: str) -> None:
         top = module.split(".")[0]
@@ -284,6 +312,9 @@ class _FactCollector(cst.CSTVisitor):
             if source not in ("None", "True", "False"):
                 facts.union(names[0], source)
             return
+        if isinstance(value, cst.Call) and isinstance(value.func, (cst.Name, cst.Attribute)) and len(names) == 1:
+            if callee_name(value)[:1].isupper():  # `self.scaler = NativeScaler()`: an instance
+                facts.instances[names[0]] = self.text(value.func)
         call = value
         while isinstance(call, cst.Call) and callee_name(call) in ("list", "tuple") and call.args:
             call = call.args[0].value

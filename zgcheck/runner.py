@@ -18,8 +18,12 @@ if TYPE_CHECKING:
     from zgcheck.config import Resolver
 
 
-def analyse_text(text: str, filename: str, settings: Settings) -> tuple[list[Diagnostic], list[FileProblem]]:
-    """Parse and analyse decoded source; syntax errors come back as problems."""
+def analyse_text(text: str, filename: str, settings: Settings,
+                 used: dict[str, str] | None = None) -> tuple[list[Diagnostic], list[FileProblem]]:
+    """Parse and analyse decoded source; syntax errors come back as problems.
+
+    When ``filename`` is a file on disk, calls into other modules of its project are
+    resolved; ``used`` receives the files read for that (path -> content hash)."""
     from zgcheck.parsing import precheck
 
     checked = precheck(filename, text)
@@ -41,7 +45,12 @@ def analyse_text(text: str, filename: str, settings: Settings) -> tuple[list[Dia
     facts = collect_facts(parsed, settings.optimizer_factories, settings.zeroing_engines)
     if facts.other_framework:
         return [], []
-    regions = extract_regions(parsed, facts)
+    resolver = None
+    if os.path.isfile(filename):
+        from zgcheck.project import Resolver, project
+
+        resolver = Resolver(project(), filename, facts, used if used is not None else {})
+    regions = extract_regions(parsed, facts, resolver)
     orderings = [o for region in regions for o in analyse_region(region, facts)]
     ctx = RuleContext(filename, facts, regions, orderings, parsed)
     enabled = frozenset(settings.select) - settings.ignored_in(filename)
@@ -67,7 +76,7 @@ def check_source(text: str, filename: str = "<string>", settings: Settings | Non
     settings = settings or Settings()
     if not might_hold_training_code(text.encode("utf-8", "surrogatepass")):
         return FileResult(filename)
-    return _guarded(filename, lambda: analyse_text(text, filename, settings), text)
+    return _guarded(filename, lambda used: analyse_text(text, filename, settings, used), text)
 
 
 def check_file(path: str, settings: Settings) -> FileResult:
@@ -87,7 +96,7 @@ def check_bytes(data: bytes, path: str, settings: Settings) -> FileResult:
     source = decode(path, data)
     if isinstance(source, FileProblem):
         return FileResult(path, problems=(source,))
-    return _guarded(path, lambda: analyse_text(source.text, path, settings), source.text)
+    return _guarded(path, lambda used: analyse_text(source.text, path, settings, used), source.text)
 
 
 def check_notebook(path: str, data: bytes, settings: Settings) -> FileResult:
@@ -97,7 +106,7 @@ def check_notebook(path: str, data: bytes, settings: Settings) -> FileResult:
     nb = read_notebook(path, data)
     if isinstance(nb, FileProblem):
         return FileResult(path, problems=(nb,))
-    result = _guarded(path, lambda: analyse_text(nb.text, path, settings), nb.text)
+    result = _guarded(path, lambda used: analyse_text(nb.text, path, settings, used), nb.text)
     cells = [tuple(source_lines(cell_source(cell))) for cell in nb.raw["cells"]]
     return replace(
         result,
@@ -116,10 +125,12 @@ STACK_BYTES = 512 * 1024 * 1024
 RECURSION_LIMIT = 20_000
 
 
-def _guarded(filename: str, work: Callable[[], Analysis], text: str) -> FileResult:
-    """Run ``work`` on a deep stack; every exception becomes a problem of this file."""
+def _guarded(filename: str, work: Callable[[dict[str, str]], Analysis], text: str) -> FileResult:
+    """Run ``work`` on a deep stack; every exception becomes a problem of this file.
+    ``work`` records the other files it read in the dict it is handed."""
+    used: dict[str, str] = {}
     try:
-        diagnostics, problems = _on_deep_stack(work)
+        diagnostics, problems = _on_deep_stack(lambda: work(used))
     except RecursionError:
         problem = FileProblem(filename, "limit", "code is nested too deeply to analyse; skipped")
         return FileResult(filename, problems=(problem,), parsed=True)
@@ -127,7 +138,8 @@ def _guarded(filename: str, work: Callable[[], Analysis], text: str) -> FileResu
         detail = str(exc).splitlines()[0] if str(exc) else ""
         problem = FileProblem(filename, "internal", f"internal error while analysing: {type(exc).__name__}: {detail}")
         return FileResult(filename, problems=(problem,), parsed=True)
-    return FileResult(filename, tuple(diagnostics), tuple(problems), parsed=True, source_lines=tuple(source_lines(text)))
+    return FileResult(filename, tuple(diagnostics), tuple(problems), parsed=True, source_lines=tuple(source_lines(text)),
+                      dependencies=tuple(sorted(used.items())))
 
 
 @dataclass(frozen=True)
@@ -323,7 +335,7 @@ def _check_one(path: str, payload: str | bytes, settings: Settings) -> FileResul
     """Analyse one decoded file (or notebook bytes)."""
     if isinstance(payload, bytes):
         return check_notebook(path, payload, settings)
-    return _guarded(path, lambda: analyse_text(payload, path, settings), payload)
+    return _guarded(path, lambda used: analyse_text(payload, path, settings, used), payload)
 
 
 def _check_chunk(chunk: list[tuple[str, str | bytes, Settings]]) -> list[FileResult]:
@@ -332,7 +344,7 @@ def _check_chunk(chunk: list[tuple[str, str | bytes, Settings]]) -> list[FileRes
     results = []
     for path, payload, settings in chunk:
         result = _check_one(path, payload, settings)
-        results.append(result if result.diagnostics else replace(result, source_lines=()))
+        results.append(result if result.diagnostics else replace(result, source_lines=()))  # dependencies travel
     return results
 
 
@@ -386,7 +398,7 @@ def run(paths: Iterable[str], settings: "Settings | Resolver", fix: FixMode | No
         slots[candidate.index] = result
         # Only files that parsed and were analysed are remembered; problems are retried.
         if candidate.cache_key and result.parsed and not result.problems:
-            caches[candidate.settings].put(candidate.cache_key, result.diagnostics)
+            caches[candidate.settings].put(candidate.cache_key, result.diagnostics, candidate.path, result.dependencies)
     for cache in caches.values():
         cache.save()
     return iter(slots)  # type: ignore[arg-type]

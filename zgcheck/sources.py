@@ -51,8 +51,10 @@ def source_lines(text: str, keepends: bool = False) -> list[str]:
 
 
 def might_hold_training_code(data: bytes) -> bool:
-    """Cheap prefilter on raw bytes: no backward/step and no `.grad` -> nothing to find."""
-    if b".grad" in data:
+    """Cheap prefilter on raw bytes: no backward/step, no `.grad` and no `zero_grad` ->
+    nothing to find. (A reset alone can meet a backward and a step inside a helper of
+    another module, such as a loss scaler's `__call__`.)"""
+    if b".grad" in data or b"zero_grad" in data:
         return True
     return b"backward" in data and b"step" in data
 

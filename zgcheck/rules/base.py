@@ -68,6 +68,14 @@ class RuleContext:
         return (o for o in self.orderings if o.key.startswith(MANUAL_PREFIX))
 
 
+def reported_by_helper(region: Region, events, loop: int | None = None) -> bool:
+    """Is this finding wholly inside a helper of another module (ARCHITECTURE.md,
+    "Project-wide resolution")? Then that module's own check reports it, and the caller
+    stays silent: every event happens in the helper, and so does the loop, if any."""
+    inside_helper = all(e.via for e in events if e is not None)
+    return inside_helper and (loop is None or bool(region.loops[loop].via))
+
+
 def occurrence(region: Region, event_id: int) -> Ev:
     return next(o for o in region.occurrences if o.event.id == event_id)
 
@@ -164,5 +172,7 @@ def stale_findings(ctx: RuleContext, ordering: Ordering) -> Iterator[tuple[Ev, E
             continue
         in_loop = [z for z in zeros if inside(z, loop)]
         if any(assumed_aligned(z, step, loop, region.modes) for z in in_loop):
+            continue
+        if reported_by_helper(region, (step.event, region.events.get(bw_id) if bw_id else None), loop):
             continue
         yield step, region.events.get(by_id), region.events.get(bw_id) if bw_id else None, loop, in_loop

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from zgcheck.diagnostics import Diagnostic
-from zgcheck.rules.base import Rule, RuleContext, cite
+from zgcheck.rules.base import Rule, RuleContext, cite, reported_by_helper
 
 EXPLANATION = """\
 What it does
@@ -44,6 +44,8 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
         for zero_id, bw_id, step_id in sorted(ordering.wiped, key=lambda w: (w[0], w[2])):
             zero, step = events[zero_id], events[step_id]
             backward = events.get(bw_id) if bw_id else None
+            if reported_by_helper(ordering.region, (zero, backward, step)):
+                continue
             message = (
                 f"{cite(zero)} clears the gradients that {cite(backward)} produced "
                 f"before {cite(step)} can use them"

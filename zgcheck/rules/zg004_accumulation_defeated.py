@@ -7,7 +7,7 @@ from zgcheck.diagnostics import Diagnostic
 from zgcheck.loops import SYNC_CONDITION
 from zgcheck.ordering import accumulation_condition
 from zgcheck.events import Ev
-from zgcheck.rules.base import Rule, RuleContext, cite, conditions_within, guarded_in, innermost_loop, inside, occurrence
+from zgcheck.rules.base import Rule, RuleContext, cite, reported_by_helper, conditions_within, guarded_in, innermost_loop, inside, occurrence
 
 EXPLANATION = """\
 What it does
@@ -56,6 +56,8 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
             backwards = [o for o in region.occurrences if o.event.kind == "backward" and inside(o, loop)]
             step, cond = _accumulating_step(zero, steps, loop, backwards, region.modes)
             backward = region.events.get(bw_id) if bw_id else None
+            if reported_by_helper(region, (zero.event, backward), loop):
+                continue
             if step is None:
                 step = _step_after_inner_loop(zero, steps, loop)
                 if step is None:
@@ -73,7 +75,7 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                     f"`{cond}`: it wipes the gradients that {cite(backward)} accumulated in the "
                     f"iterations that skipped the step"
                 )
-            fix = None if cond == SYNC_CONDITION else ctx.fixes.move_zero_after_step(zero.event, step.event, safe_when_same_block=False)
+            fix = None if cond == SYNC_CONDITION or step.event.via else ctx.fixes.move_zero_after_step(zero.event, step.event, safe_when_same_block=False)
             yield ctx.diagnostic("ZG004", zero.event, message, key, (zero.event, backward, step.event), fix=fix)
 
 

@@ -6,7 +6,7 @@ from typing import Iterator
 from zgcheck.diagnostics import Diagnostic
 from zgcheck.events import Ev, Event, walk
 from zgcheck.ordering import zero_effect
-from zgcheck.rules.base import Rule, RuleContext, cite
+from zgcheck.rules.base import Rule, RuleContext, cite, reported_by_helper
 
 EXPLANATION = """\
 What it does
@@ -60,7 +60,7 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
             if event.kind != "step" or event.closure is None:
                 continue
             backward = closure_missing_zero(ctx, event)
-            if backward is None:
+            if backward is None or reported_by_helper(region, (backward, event)):
                 continue
             message = (
                 f"closure `{event.closure_name}` passed to {cite(event)} calls {cite(backward)} without "
