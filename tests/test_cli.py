@@ -102,11 +102,11 @@ def test_internal_crash_is_reported_for_that_file(tmp_path, monkeypatch):
 
     real = loops.extract_regions
 
-    def crash(parsed, facts):
+    def crash(parsed, facts, resolver=None):
         if "a.py" in str(parsed.module.code) or crash.calls == 0:
             crash.calls += 1
             raise ValueError("boom")
-        return real(parsed, facts)
+        return real(parsed, facts, resolver)
 
     crash.calls = 0
     monkeypatch.setattr(loops, "extract_regions", crash)
