@@ -83,3 +83,43 @@ def test_files_without_training_code_are_not_parsed(monkeypatch):
 
     monkeypatch.setattr(runner, "analyse_text", boom)
     assert check_source("def f(x):\n    return x + 1\n", "t.py").diagnostics == ()
+
+
+def test_message_names_the_optimizer_as_the_loop_does():
+    path = Path(__file__).resolve().parent.parent / "fixtures" / "zg001" / "trainer_optimizer_from_constructor.py"
+    (diag,) = check_source(path.read_text(), str(path)).diagnostics
+    assert "nothing resets self.optimizer's gradients" in diag.message
+    assert "call self.optimizer.zero_grad()" in diag.message
+    assert "optim'" not in diag.message
+
+
+def test_message_names_the_condition_a_zero_runs_under():
+    text = (
+        "import torch\n"
+        "model = torch.nn.Linear(2, 1)\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for batch_idx, x in enumerate(torch.randn(8, 4, 2)):\n"
+        "    if batch_idx % 8 == 0:\n"
+        "        opt.zero_grad()\n"
+        "    model(x).sum().backward()\n"
+        "    opt.step()\n"
+    )
+    (diag,) = check_source(text, "t.py").diagnostics
+    assert diag.code == "ZG001" and diag.location.row == 8
+    assert "opt.zero_grad() (line 6) runs only when `batch_idx%8==0`" in diag.message
+
+
+def test_a_finding_that_relies_on_a_call_known_by_its_name_only_has_no_safe_fix():
+    text = (
+        "import torch\n"
+        "from elsewhere import clear_grads\n"
+        "model = torch.nn.Linear(2, 1)\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for x in torch.randn(8, 4, 2):\n"
+        "    model(x).sum().backward()\n"
+        "    clear_grads(opt)\n"
+        "    opt.step()\n"
+    )
+    (diag,) = check_source(text, "t.py").diagnostics
+    assert (diag.code, diag.location.row) == ("ZG002", 7)
+    assert diag.fix is None  # the zero is a call we cannot see into: never moved

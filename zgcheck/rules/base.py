@@ -1,11 +1,11 @@
 """What every rule shares: the Rule record, the context handed to checks, message helpers."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator
 
 from zgcheck.diagnostics import Diagnostic, Fix, Location, RelatedEvent
-from zgcheck.fixes import FixPlanner
+from zgcheck.fixes import SAFE, UNSAFE, FixPlanner
 from zgcheck.parsing import ParsedModule
 from zgcheck.conditions import ITERATION, SWITCH
 from zgcheck.loops import SYNC_CONDITION
@@ -50,6 +50,10 @@ class RuleContext:
 
     def diagnostic(self, code: str, event: Event, message: str, key: str, related: Iterable[Event] = (),
                    fix: Fix | None = None) -> Diagnostic:
+        related = tuple(related)
+        if fix is not None and fix.applicability == SAFE and any(e is not None and e.unresolved for e in (event, *related)):
+            # An event read from a call we could not see into (its name only): not certain.
+            fix = replace(fix, applicability=UNSAFE)
         return Diagnostic(
             code=code,
             message=message,
@@ -150,6 +154,12 @@ def steps_in_loop(region: Region, key: str, loop: int) -> list[Event]:
     """Every step of ``key`` inside loop ``loop``, in source order."""
     steps = [o.event for o in region.occurrences if o.event.kind == "step" and o.event.opt == key and inside(o, loop)]
     return sorted({e.id: e for e in steps}.values(), key=lambda e: (e.line, e.column))
+
+
+def shown(key: str, *events: Event | None) -> str:
+    """The optimizer as the code names it at the event (`self.optimizer`), not the alias
+    root the analysis keys it by (a constructor parameter `optim`)."""
+    return next((e.target for e in events if e is not None and e.target), key)
 
 
 def cite(event: Event | None) -> str:

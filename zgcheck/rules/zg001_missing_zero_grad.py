@@ -5,7 +5,7 @@ from typing import Iterator
 
 from zgcheck.diagnostics import Diagnostic
 from zgcheck.events import Ev
-from zgcheck.rules.base import Rule, RuleContext, cite, conditions_after, inside, stale_findings, steps_in_loop, zeros_before_loop, zeros_of
+from zgcheck.rules.base import Rule, RuleContext, cite, conditions_after, inside, shown, stale_findings, steps_in_loop, zeros_before_loop, zeros_of
 from zgcheck.rules.zg005_closure_missing_zero_grad import closure_missing_zero
 
 EXPLANATION = """\
@@ -56,7 +56,7 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
             ref = next((o for o in region.occurrences if o.event.kind == "zero_ref" and o.event.opt == key and inside(o, loop)), None)
             if ref is not None:
                 message = (
-                    f"{key}.zero_grad (line {ref.event.line}) is referenced but never called (missing "
+                    f"{shown(key, ref.event)}.zero_grad (line {ref.event.line}) is referenced but never called (missing "
                     f"parentheses), so {cite(step.event)} keeps adding every earlier backward's gradients"
                 )
                 yield ctx.diagnostic("ZG001", ref.event, message, key, (ref.event, backward, step.event),
@@ -68,13 +68,13 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 message = (
                     f"{cite(zero.event)} runs only when `{cond}`, but {cite(step.event)} runs on every "
                     f"iteration: on the other iterations it uses gradients that {_previous(by, step.event)} "
-                    f"already consumed, plus {cite(backward)}; call {key}.zero_grad() once per step"
+                    f"already consumed, plus {cite(backward)}; call {shown(key, step.event, zero.event)}.zero_grad() once per step"
                 )
             else:
                 message = (
                     f"{cite(step.event)} uses gradients that {_previous(by, step.event)} already consumed: "
-                    f"nothing resets {key}'s gradients before {cite(backward)} adds to them; "
-                    f"call {key}.zero_grad() once per step"
+                    f"nothing resets {shown(key, step.event)}'s gradients before {cite(backward)} adds to them; "
+                    f"call {shown(key, step.event)}.zero_grad() once per step"
                 )
             yield ctx.diagnostic("ZG001", step.event, message, key, (backward, step.event),
                                  fix=ctx.fixes.zero_after_step(steps_in_loop(region, key, loop)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from zgcheck.diagnostics import Diagnostic
-from zgcheck.rules.base import Rule, RuleContext, cite, stale_findings, steps_in_loop, zeros_before_loop, zeros_of
+from zgcheck.rules.base import Rule, RuleContext, cite, stale_findings, steps_in_loop, zeros_before_loop, zeros_of, shown
 
 EXPLANATION = """\
 What it does
@@ -50,7 +50,7 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
             zero = (before[-1] if before else outside[0]).event
             message = (
                 f"{cite(zero)} runs only outside the loop (line {loop_line}) that repeats "
-                f"{cite(backward)} and {cite(step.event)}: from the second step on, {key} "
+                f"{cite(backward)} and {cite(step.event)}: from the second step on, {shown(key, step.event, zero)} "
                 f"steps on stale gradients; reset them inside the loop"
             )
             yield ctx.diagnostic("ZG003", zero, message, key, (zero, backward, step.event),

@@ -6,7 +6,7 @@ from typing import Iterator
 from zgcheck.diagnostics import Diagnostic
 from zgcheck.events import Ev, Event, walk
 from zgcheck.ordering import zero_effect
-from zgcheck.rules.base import Rule, RuleContext, cite, reported_by_helper
+from zgcheck.rules.base import Rule, RuleContext, cite, reported_by_helper, shown
 
 EXPLANATION = """\
 What it does
@@ -64,8 +64,8 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 continue
             message = (
                 f"closure `{event.closure_name}` passed to {cite(event)} calls {cite(backward)} without "
-                f"zeroing first: {event.opt} may evaluate the closure several times per step and "
-                f"the gradients pile up; call {event.opt}.zero_grad() at the top of the closure"
+                f"zeroing first: {shown(event.opt or '', event)} may evaluate the closure several times per step and "
+                f"the gradients pile up; call {shown(event.opt or '', event)}.zero_grad() at the top of the closure"
             )
             yield ctx.diagnostic("ZG005", backward, message, event.opt or "", (backward, event),
                                  fix=ctx.fixes.zero_first_in_closure(event))
