@@ -103,3 +103,21 @@ def test_diff_on_notebook_writes_nothing(tmp_path):
     result = CliRunner().invoke(main, ["check", "--diff", str(work)])
     assert result.exit_code == 1 and "optimizer.step()" in result.output
     assert work.read_bytes() == before
+
+
+def test_json_fix_edits_use_cell_rows_like_the_location():
+    import json
+
+    from click.testing import CliRunner
+
+    from zgcheck.cli import main
+
+    path = NB / "tutorial_zg002.ipynb"
+    result = CliRunner().invoke(main, ["check", "--no-cache", "-o", "json", str(path)])
+    (diag,) = json.loads(result.output)
+    cell_lines = "".join(json.loads(path.read_text())["cells"][diag["cell"] - 1]["source"]).count("\n") + 1
+    rows = [e["location"]["row"] for e in diag["fix"]["edits"]] + [e["end_location"]["row"] for e in diag["fix"]["edits"]]
+    deleted = [e for e in diag["fix"]["edits"] if e["content"] == ""]
+    # the moved zero (with its comment) is deleted where it is reported, in cell rows
+    assert any(e["location"]["row"] <= diag["location"]["row"] < e["end_location"]["row"] for e in deleted)
+    assert all(1 <= row <= cell_lines + 1 for row in rows)

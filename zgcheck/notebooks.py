@@ -142,14 +142,27 @@ def relocate(diag: Diagnostic, nb: Notebook) -> Diagnostic:
         return f"(line {local})" if other == cell else f"(cell {other}, line {local})"
 
     related = tuple(replace(e, line=nb.locate(e.line)[1]) for e in diag.related)
+    fix = diag.fix
+    if fix is not None:
+        # Edits in the same coordinates as the location: rows inside their own cell.
+        fix = replace(fix, edits=tuple(_edit_in_cell(edit, nb) for edit in fix.edits))
     return replace(
         diag,
+        fix=fix,
         cell=cell,
         location=Location(row, diag.location.column),
         end_location=Location(end_row if end_cell == cell else row, diag.end_location.column),
         message=re.sub(r"\(line (\d+)\)", mention, diag.message),
         related=related,
     )
+
+
+def _edit_in_cell(edit, nb: Notebook):
+    start_cell, start = nb.locate(edit.location.row)
+    end_cell, end = nb.locate(edit.end_location.row)
+    if end_cell != start_cell:  # an exclusive end on the line after the cell's last one
+        end = start + edit.end_location.row - edit.location.row
+    return replace(edit, location=Location(start, edit.location.column), end_location=Location(end, edit.end_location.column))
 
 
 def cell_sources(nb: Notebook, fixed_text: str) -> dict[int, str] | None:
