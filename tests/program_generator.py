@@ -37,7 +37,7 @@ class Program:
     def decidable(self) -> bool:
         """Programs whose runtime behaviour zgcheck's static model can decide exactly.
 
-        Left out, by design of the analysis (GUIDE "precision rules of thumb"): a zero
+        Left out, by design of the analysis (ARCHITECTURE.md, "Precision rules"): a zero
         under a condition its optimizer's step does not share (assumed aligned), and a zero
         between two backward passes (two-pass schemes stay silent). Left out because the
         oracle cannot tell: two optimizers stepping at different rates."""

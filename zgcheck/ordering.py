@@ -1,7 +1,7 @@
 """The ordering analysis: a fixpoint over each region's cyclic control flow, per optimizer.
 
 For one optimizer, each path through a region carries a token saying what its
-parameters' ``.grad`` may hold (GUIDE section 1):
+parameters' ``.grad`` may hold (ARCHITECTURE.md, "Gradient-state model"):
 
 * ``fresh``   contributions of this iteration not yet consumed by a step,
 * ``carried`` fresh contributions that crossed the loop's back edge (accumulation),
