@@ -48,6 +48,7 @@ class Project:
     digests: dict[str, str] = field(default_factory=dict)
     _roots: dict[str, str] = field(default_factory=dict)
     _bases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _found: dict[tuple[str, str, int], str | None] = field(default_factory=dict)
 
     def root_of(self, directory: str) -> str:
         """The project root above ``directory`` (cached per folder)."""
@@ -81,7 +82,14 @@ class Project:
         return result
 
     def find(self, importer: str, module: str, level: int = 0) -> str | None:
-        """The file of ``module`` as imported from ``importer`` (``level`` dots), or None."""
+        """The file of ``module`` as imported from ``importer`` (``level`` dots), or None.
+        Cached per folder: a big file calls `torch.` and `np.` functions hundreds of times."""
+        key = (os.path.dirname(os.path.abspath(importer)), module, level)
+        if key not in self._found:
+            self._found[key] = self._find(importer, module, level)
+        return self._found[key]
+
+    def _find(self, importer: str, module: str, level: int) -> str | None:
         parts = [p for p in module.split(".") if p]
         if level:
             base = os.path.dirname(os.path.abspath(importer))
