@@ -65,57 +65,57 @@ def classify(cond: str, variant: frozenset[str]) -> str:
     return UNKNOWN if calls else SWITCH
 
 
-class _Assigned(cst.CSTVisitor):
-    """Names (and dotted attribute targets) a block of statements binds."""
+def _targets(node: cst.BaseExpression, names: set[str]) -> None:
+    if isinstance(node, (cst.Tuple, cst.List)):
+        for element in node.elements:
+            _targets(element.value, names)
+    elif isinstance(node, cst.StarredElement):
+        _targets(node.value, names)
+    elif isinstance(node, (cst.Name, cst.Attribute)):
+        text = _dotted(node)
+        if text:
+            names.add(text)
+    elif isinstance(node, cst.Subscript):
+        _targets(node.value, names)
 
-    def __init__(self) -> None:
-        self.names: set[str] = set()
 
-    def _target(self, node: cst.BaseExpression) -> None:
-        if isinstance(node, (cst.Tuple, cst.List)):
-            for element in node.elements:
-                self._target(element.value)
-        elif isinstance(node, cst.StarredElement):
-            self._target(node.value)
-        elif isinstance(node, cst.Name):
-            self.names.add(node.value)
-        elif isinstance(node, cst.Attribute):
-            text = _dotted(node)
-            if text:
-                self.names.add(text)
-        elif isinstance(node, cst.Subscript):
-            self._target(node.value)
-
-    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
-        self._target(node.target)
-
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        self._target(node.target)
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        if node.value is not None:
-            self._target(node.target)
-
-    def visit_For(self, node: cst.For) -> None:
-        self._target(node.target)
-
-    def visit_CompFor(self, node: cst.CompFor) -> bool:
-        return False  # comprehension variables do not leak
-
-    def visit_AsName(self, node: cst.AsName) -> None:
-        self._target(node.name)
-
-    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
-        self._target(node.target)
-
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        return False
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return False
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        return False
+def _statement(node: cst.CSTNode, names: set[str]) -> None:
+    """Assignments are statements: walking statements (never expressions) finds them at a
+    fraction of a full visit. Walrus targets inside expressions are not seen."""
+    if isinstance(node, cst.SimpleStatementLine):
+        for small in node.body:
+            if isinstance(small, cst.Assign):
+                for target in small.targets:
+                    _targets(target.target, names)
+            elif isinstance(small, cst.AugAssign) or (isinstance(small, cst.AnnAssign) and small.value is not None):
+                _targets(small.target, names)
+        return
+    if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+        return
+    if isinstance(node, cst.For):
+        _targets(node.target, names)
+    elif isinstance(node, cst.With):
+        for item in node.items:
+            if item.asname is not None:
+                _targets(item.asname.name, names)
+    elif isinstance(node, cst.ExceptHandler) and node.name is not None:
+        _targets(node.name.name, names)
+    for field_name in ("body", "orelse", "handlers", "finalbody", "cases"):
+        value = getattr(node, field_name, None)
+        if isinstance(value, (cst.Else, cst.Finally)):
+            value = value.body
+        if isinstance(value, cst.IndentedBlock):
+            children = value.body
+        elif isinstance(value, cst.SimpleStatementSuite):
+            children = (cst.SimpleStatementLine(value.body),)
+        elif isinstance(value, cst.If):
+            children = (value,)  # elif
+        elif isinstance(value, (list, tuple)):
+            children = value  # except handlers, match cases
+        else:
+            continue
+        for child in children:
+            _statement(child, names)
 
 
 def _dotted(node: cst.BaseExpression) -> str:
@@ -129,7 +129,7 @@ def _dotted(node: cst.BaseExpression) -> str:
 
 def assigned_names(nodes) -> frozenset[str]:
     """Every name a sequence of statements (or one loop statement) assigns."""
-    visitor = _Assigned()
+    names: set[str] = set()
     for node in nodes:
-        node.visit(visitor)
-    return frozenset(visitor.names)
+        _statement(node, names)
+    return frozenset(names)

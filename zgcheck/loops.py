@@ -115,7 +115,7 @@ class Extractor:
         found = any(marker in text for marker in EVENT_MARKERS)
         if not found:
             for name in set(CALLED.findall(text)):
-                helpers = [self.facts.functions.get(name)] + [f for (c, n), f in self.facts.methods.items() if n == name]
+                helpers = [self.facts.functions.get(name)] + self.facts.methods_named(name)
                 if any(h is not None and h is not func and self.relevant(h) for h in helpers):
                     found = True
                     break
@@ -399,7 +399,7 @@ class Extractor:
         """A call into another module of the project (or a method of a class whose instance
         the receiver is): its body inlined at the call, or None when it cannot be resolved."""
         resolver = self.resolver
-        if resolver is None:
+        if resolver is None or not re.search(r"\w", name):
             return None
         facts = self.facts
         if key is None:
@@ -445,7 +445,7 @@ class Extractor:
         engines and scalers keep their own meaning (a custom Optimizer's `step`)."""
         if name in HANDLED_METHODS or self.facts.is_optimizer(key) or self.facts.is_engine(key) or self.facts.is_scaler(key):
             return None
-        found = [f for (_, n), f in self.facts.methods.items() if n == name]
+        found = self.facts.methods_named(name)
         return found[0] if len(found) == 1 and self.relevant(found[0]) else None
 
     def step_events(self, call: cst.Call, key: str, ctx: Context) -> list[Node]:

@@ -15,6 +15,7 @@ re-checks a caller when one of its helpers changes.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 
 ROOT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg")
 MAX_ANCESTORS = 4  # without a marker, how far up imports are looked for
-MAX_MODULE_BYTES = 1024 * 1024  # helpers live in ordinary files; a huge generated one is skipped
+MAX_MODULE_BYTES = 512 * 1024  # helpers live in ordinary files; a huge generated one is skipped
+MAX_DEPTH = 2  # a helper's helper in a third module is followed; further is not
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Project:
     """Per process: where modules are, and each module parsed at most once."""
 
     modules: dict[str, LoadedModule | None] = field(default_factory=dict)
+    indexes: dict[str, "ModuleIndex | None"] = field(default_factory=dict)
     digests: dict[str, str] = field(default_factory=dict)
     _roots: dict[str, str] = field(default_factory=dict)
     _bases: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -101,6 +104,17 @@ class Project:
             if found is not None:
                 return found
         return None
+
+    def index(self, path: str) -> ModuleIndex | None:
+        """The module's `ast` index, once per process (again only if it changed on disk)."""
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        key = f"{path}\0{info.st_mtime_ns}\0{info.st_size}"
+        if key not in self.indexes:
+            self.indexes[key] = _index(path)
+        return self.indexes[key]
 
     def load(self, path: str, factories: frozenset[str], engines: frozenset[str]) -> LoadedModule | None:
         """Parse ``path`` once (again only if it changed on disk); None when it cannot be
@@ -169,85 +183,170 @@ def _load(path: str, factories: frozenset[str], engines: frozenset[str], digests
     return LoadedModule(path, parsed, collect_facts(parsed, factories, engines))
 
 
+@dataclass(frozen=True)
+class ModuleIndex:
+    """What CPython's `ast` tells of a module, without LibCST: which functions and methods
+    hold a gradient event (only those are worth a LibCST parse), class bases, imports."""
+
+    functions: dict[str, bool]
+    methods: dict[tuple[str, str], bool]
+    bases: dict[str, tuple[str, ...]]
+    imports: dict[str, tuple[str, int, str | None]]
+
+
+# A helper is inlined only if its own text shows an event (or a reset by name).
+DIRECT_EVENT = re.compile(r"backward\(|\.step\(|zero_grad|clear_grad|\.grad\b|optimizer_step|(zero|reset|clear)\w*grad", re.I)
+
+
+def _index(path: str) -> ModuleIndex | None:
+    import ast
+    import warnings
+
+    from zgcheck.diagnostics import FileProblem
+    from zgcheck.sources import decode, read_bytes
+
+    data = read_bytes(path)
+    if isinstance(data, FileProblem) or len(data) > MAX_MODULE_BYTES:
+        return None
+    source = decode(path, data)
+    if isinstance(source, FileProblem):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source.text, path)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    lines = source.text.splitlines()
+
+    def holds_event(node: ast.AST) -> bool:
+        text = "\n".join(lines[node.lineno - 1 : node.end_lineno])
+        return bool(DIRECT_EVENT.search(text))
+
+    functions: dict[str, bool] = {}
+    methods: dict[tuple[str, str], bool] = {}
+    bases: dict[str, tuple[str, ...]] = {}
+    imports: dict[str, tuple[str, int, str | None]] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            functions.setdefault(node.name, holds_event(node))
+        elif isinstance(node, ast.ClassDef):
+            bases[node.name] = tuple(ast.unparse(b) for b in node.bases if isinstance(b, (ast.Name, ast.Attribute)))
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    methods.setdefault((node.name, item.name), holds_event(item))
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    imports[alias.asname] = (alias.name, 0, None)
+                else:
+                    top = alias.name.split(".")[0]
+                    imports.setdefault(top, (top, 0, None))
+        elif isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                if alias.name != "*":
+                    imports[alias.asname or alias.name] = (node.module or "", node.level, alias.name)
+    return ModuleIndex(functions, methods, bases, imports)
+
+
 @dataclass
 class Resolver:
-    """Resolves one module's calls into the project; records every file it reads."""
+    """Resolves one module's calls into the project; records every file it reads.
+
+    Other modules are first read with CPython's `ast` (an index of which functions hold
+    events); LibCST parses a module only when a call really reaches such a function."""
 
     project: Project
     path: str
     facts: "ModuleFacts"
     used: dict[str, str] = field(default_factory=dict)  # path -> content hash, shared with nested resolvers
-
-    def module(self, local: str) -> LoadedModule | None:
-        """The project module a local name stands for (`import engine`, `from . import utils`)."""
-        target = self.facts.imports.get(local)
-        if target is None:
-            return None
-        module, level, attr = target
-        path = None
-        if attr is not None:
-            path = self.project.find(self.path, f"{module}.{attr}" if module else attr, level)
-        if path is None and attr is None:
-            path = self.project.find(self.path, module, level)
-        return self._load(path)
-
-    def imported(self, local: str) -> tuple[LoadedModule, str] | None:
-        """`from pkg.mod import name [as local]`: the module defining it and its own name."""
-        target = self.facts.imports.get(local)
-        if target is None or target[2] is None:
-            return None
-        module, level, attr = target
-        loaded = self._load(self.project.find(self.path, module, level)) if (module or level) else None
-        return (loaded, attr) if loaded is not None else None
+    depth: int = 0  # how many modules away from the checked file
 
     def function(self, local: str) -> tuple[LoadedModule, "cst.FunctionDef"] | None:
-        found = self.imported(local)
-        if found is None:
+        """An imported function (`from .train_utils import clear_grads`) that holds events."""
+        target = self.facts.imports.get(local)
+        if target is None or target[2] is None or not (target[0] or target[1]):
             return None
-        loaded, name = found
-        func = loaded.facts.functions.get(name)
-        return (loaded, func) if func is not None else None
+        module, level, name = target
+        return self._function(self.project.find(self.path, module, level), name)
 
     def module_function(self, local: str, name: str) -> tuple[LoadedModule, "cst.FunctionDef"] | None:
-        loaded = self.module(local)
+        """`engine.train_one_epoch(...)` with `import engine` / `from pkg import engine`."""
+        return self._function(self._module_path(self.path, self.facts.imports, local), name)
+
+    def method(self, class_ref: str, name: str) -> tuple[LoadedModule | None, str, "cst.FunctionDef"] | None:
+        """Method ``name`` of the class ``class_ref`` names here (local, imported, or
+        `mod.Class`), looking one level into its base classes."""
+        path, cls = self._class(self.path, self.facts.imports, class_ref)
+        return self._method(path, cls, name, 0)
+
+    # ----- internals ---------------------------------------------------------------
+    def _function(self, path: str | None, name: str) -> tuple[LoadedModule, "cst.FunctionDef"] | None:
+        index = self._index(path)
+        if index is None or not index.functions.get(name):
+            return None
+        loaded = self._load(path)
         func = loaded.facts.functions.get(name) if loaded is not None else None
         return (loaded, func) if func is not None else None
 
-    def method(self, class_ref: str, name: str, depth: int = 0) -> tuple[LoadedModule | None, str, "cst.FunctionDef"] | None:
-        """Method ``name`` of the class ``class_ref`` names here (local, imported, or
-        `mod.Class`), looking one level into its base classes."""
-        if depth > 1:
+    def _method(self, path: str | None, cls: str, name: str, depth: int):
+        if path is None:  # a class of the checked module itself
+            if cls not in self.facts.bases:
+                return None
+            func = self.facts.methods.get((cls, name))
+            if func is not None:
+                return None, cls, func
+            importer, imports, bases = self.path, self.facts.imports, self.facts.bases[cls]
+        else:
+            index = self._index(path)
+            if index is None or cls not in index.bases:
+                return None
+            marked = index.methods.get((cls, name))
+            if marked is not None:
+                loaded = self._load(path) if marked else None
+                func = loaded.facts.methods.get((cls, name)) if loaded is not None else None
+                return (loaded, cls, func) if func is not None else None
+            importer, imports, bases = path, index.imports, index.bases[cls]
+        if depth >= 1:
             return None
-        owner, cls = self._class(class_ref)
-        facts = owner.facts if owner is not None else self.facts
-        if cls not in facts.bases:
-            return None
-        func = facts.methods.get((cls, name))
-        if func is not None:
-            return owner, cls, func
-        resolver = self if owner is None else self.nested(owner)
-        for base in facts.bases[cls]:
-            found = resolver.method(base, name, depth + 1)
+        for base in bases:
+            base_path, base_cls = self._class(importer, imports, base)
+            if base_path is None and importer != self.path:
+                base_path = importer  # a base class of the same other module
+            found = self._method(base_path, base_cls, name, depth + 1)
             if found is not None:
-                return (found[0] or owner, found[1], found[2])
+                return found
         return None
 
-    def _class(self, class_ref: str) -> tuple[LoadedModule | None, str]:
+    def _class(self, importer: str, imports: dict, class_ref: str) -> tuple[str | None, str]:
+        """Where a class named ``class_ref`` in ``importer`` is defined (None: ``importer``)."""
         if "." in class_ref:
             head, _, cls = class_ref.rpartition(".")
-            return self.module(head), cls
-        if class_ref in self.facts.bases:
+            return self._module_path(importer, imports, head), cls
+        target = imports.get(class_ref)
+        if target is None or target[2] is None:
             return None, class_ref
-        found = self.imported(class_ref)
-        return found if found is not None else (None, class_ref)
+        return self.project.find(importer, target[0], target[1]), target[2]
+
+    def _module_path(self, importer: str, imports: dict, local: str) -> str | None:
+        target = imports.get(local)
+        if target is None:
+            return None
+        module, level, attr = target
+        if attr is not None:
+            return self.project.find(importer, f"{module}.{attr}" if module else attr, level)
+        return self.project.find(importer, module, level)
+
+    def _index(self, path: str | None) -> ModuleIndex | None:
+        if path is None or self.depth >= MAX_DEPTH or os.path.abspath(path) == os.path.abspath(self.path):
+            return None
+        return self.project.index(path)
 
     def nested(self, loaded: LoadedModule) -> "Resolver":
         """The resolver of another module, sharing the record of files read."""
-        return Resolver(self.project, loaded.path, loaded.facts, self.used)
+        return Resolver(self.project, loaded.path, loaded.facts, self.used, self.depth + 1)
 
-    def _load(self, path: str | None) -> LoadedModule | None:
-        if path is None or os.path.abspath(path) == os.path.abspath(self.path):
-            return None
+    def _load(self, path: str) -> LoadedModule | None:
         loaded = self.project.load(path, self.facts.extra_factories, self.facts.extra_engines)
         if loaded is not None:
             self.used[path] = self.project.digests.get(path, "")

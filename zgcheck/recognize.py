@@ -134,9 +134,19 @@ class ModuleFacts:
     returned: set[str] = field(default_factory=set)  # names a function returns (`return train_step`)
     functions: dict[str, cst.FunctionDef] = field(default_factory=dict)
     methods: dict[tuple[str, str], cst.FunctionDef] = field(default_factory=dict)
+    _by_name: "tuple[dict, dict[str, list[cst.FunctionDef]]] | None" = field(default=None, repr=False, compare=False)
     # Taught by the project's configuration (optimizer-factories / zeroing-engines).
     extra_factories: frozenset[str] = frozenset()
     extra_engines: frozenset[str] = frozenset()
+
+    def methods_named(self, name: str) -> list[cst.FunctionDef]:
+        """Every class's method called ``name`` (an index built on first use)."""
+        if self._by_name is None or self._by_name[0] is not self.methods:
+            index: dict[str, list[cst.FunctionDef]] = {}
+            for (_, method_name), func in self.methods.items():
+                index.setdefault(method_name, []).append(func)
+            self._by_name = (self.methods, index)
+        return self._by_name[1].get(name, [])
 
     def is_factory(self, callee: str) -> bool:
         """Does calling ``callee`` build an optimizer?"""
@@ -398,7 +408,7 @@ def _resolve_local_factories(collector: _FactCollector, facts: ModuleFacts) -> N
         if callee not in facts.functions and callee not in method_names:
             continue
         if callee not in returned:  # each factory is read once, however often it is called
-            defs = [facts.functions.get(callee)] + [f for (_, n), f in facts.methods.items() if n == callee]
+            defs = [facts.functions.get(callee)] + facts.methods_named(callee)
             finder = _ReturnedCalls()
             for func in filter(None, defs):
                 func.visit(finder)
