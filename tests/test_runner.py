@@ -72,3 +72,35 @@ def test_jobs_must_be_positive(tmp_path):
 )
 def test_ast_prefilter(text, expected):
     assert precheck("t.py", text).has_events is expected
+
+
+def test_ordering_over_its_work_budget_forgets_conditions_then_goes_silent(monkeypatch):
+    """A region whose fixpoint would take too long (a trainer with dozens of mode switches)
+    is analysed again without remembering conditions, and left silent if that is too long."""
+    import zgcheck.ordering as ordering
+    from zgcheck import check_source
+
+    switches = "".join(f"    if use_{c}:\n        model(x).sum().backward()\n" for c in "abcdefgh")
+    text = (
+        "import torch\n"
+        "model = torch.nn.Linear(2, 1)\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for x in torch.randn(8, 4, 2):\n" + switches + "    if use_a:\n        opt.step()\n"
+    )
+    work: dict[bool, int] = {}
+    real = ordering.Interpreter.analyse
+
+    def spy(self):
+        result = real(self)
+        work[bool(self.correlated)] = self.work
+        return result
+
+    monkeypatch.setattr(ordering.Interpreter, "analyse", spy)
+    assert [d.code for d in check_source(text, "t.py").diagnostics] == ["ZG001"]
+    remembering = work[True]
+    monkeypatch.setattr(ordering, "WORK_BUDGET", remembering - 1)
+    assert [d.code for d in check_source(text, "t.py").diagnostics] == ["ZG001"]
+    forgetting = work[False]
+    assert forgetting < remembering  # the second pass ran, without conditions
+    monkeypatch.setattr(ordering, "WORK_BUDGET", forgetting - 1)
+    assert check_source(text, "t.py").diagnostics == ()

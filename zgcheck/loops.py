@@ -175,6 +175,8 @@ class Extractor:
             return list(self.small(stmt.body, ctx).items)
         if isinstance(stmt, cst.If):
             node = self.if_node(stmt, ctx)
+            if isinstance(node, Seq):
+                return list(node.items)
             return [node] if node.then.items or node.orelse.items else []
         if isinstance(stmt, cst.For):
             return self.for_node(stmt, ctx)
@@ -217,6 +219,16 @@ class Extractor:
         while cond.startswith("not") and isinstance(stmt.test, cst.UnaryOperation) and not negated:
             cond, negated = self.text(stmt.test.expression, ctx), True
         cond = _outer_parens_removed(cond)
+        known = self.known_truth(cond)
+        if known is not None:
+            # `if optimizer is not None:` with an optimizer, `if None is not None:` once a
+            # helper was called with None: one branch only.
+            taken = stmt.body if known != negated else stmt.orelse
+            if isinstance(taken, cst.If):
+                return self.if_node(taken, ctx)
+            if isinstance(taken, cst.Else):
+                taken = taken.body
+            return Seq(tuple(self.suite(taken, ctx).items)) if taken is not None else EMPTY
         mode = classify(cond, ctx.loop_variant | ctx.call_variant)
         self.modes[cond] = max(mode, self.modes.get(cond, mode), key=MODE_ORDER.index)
         # Each branch knows which side of the condition it is on ("if" / "else").
@@ -226,12 +238,29 @@ class Extractor:
         orelse = EMPTY
         if isinstance(stmt.orelse, cst.If):
             nested = self.if_node(stmt.orelse, else_ctx)
-            orelse = Seq((nested,)) if nested.then.items or nested.orelse.items else EMPTY
+            if isinstance(nested, Seq):
+                orelse = nested
+            else:
+                orelse = Seq((nested,)) if nested.then.items or nested.orelse.items else EMPTY
         elif isinstance(stmt.orelse, cst.Else):
             orelse = self.suite(stmt.orelse.body, else_ctx)
         if negated:
             then, orelse = orelse, then
         return If(cond, then, orelse, is_accumulation_condition(cond) and mode == ITERATION, mode)
+
+    def known_truth(self, cond: str) -> bool | None:
+        """`X is None` / `X is not None` when X is `None` or a known optimizer."""
+        match = re.fullmatch(r"(.+?)is(not)?None", cond)
+        if match is None:
+            return None
+        subject = match.group(1)
+        if subject == "None":
+            value_is_none = True
+        elif self.facts.is_optimizer(subject) and subject in self.facts.optimizers | set(self.facts.aliases):
+            value_is_none = False
+        else:
+            return None
+        return value_is_none != bool(match.group(2))
 
     def loop(self, stmt: cst.For | cst.While, ctx: Context, infinite: bool = False) -> Loop:
         loop_id = self.new_id()
@@ -357,7 +386,12 @@ class Extractor:
                 return []
             return [self.event("backward", call, ctx)]
         if name == "step":
-            return self.step_events(call, key, ctx)
+            items = self.step_events(call, key, ctx)
+            if items and self.step_zeroes(key):
+                # A wrapper optimizer whose step() clears the gradients itself (ColossalAI's
+                # GeminiOptimizer): the step is followed by a zero.
+                items.append(self.event("zero", call, ctx, opt=facts.canon(key), target=squash(self.parsed.code(recv))))
+            return items
         if name == "optimizer_step" and call.args and is_xla(key):
             target = self.text(call.args[0].value, ctx)
             raw = squash(self.parsed.code(call.args[0].value))
@@ -438,6 +472,25 @@ class Extractor:
         other = Extractor(loaded.parsed, merged_facts(self.facts, loaded), events=self.events, modes=self.modes,
                           resolver=self.resolver.nested(loaded), counter=self.counter)
         return other.expand(func, inner)
+
+    def step_zeroes(self, key: str) -> bool:
+        """Is ``key`` an instance of a class (of this module or the project) whose `step`
+        method calls `zero_grad`?"""
+        cls_ref = self.facts.instances.get(key) or self.facts.instances.get(self.facts.canon(key))
+        if not cls_ref:
+            return False
+        if self.resolver is not None:
+            found = self.resolver.method(cls_ref, "step")
+            if found is None:
+                return False
+            loaded, _, func = found
+            code = (loaded.parsed if loaded is not None else self.parsed).code(func)
+        else:
+            func = self.facts.methods.get((cls_ref, "step"))
+            if func is None:
+                return False
+            code = self.parsed.code(func)
+        return "zero_grad(" in code
 
     def resolve_method(self, name: str, key: str) -> cst.FunctionDef | None:
         """`model.optimizer_step(epoch, i, opt)`: the method of that name when exactly one
@@ -599,10 +652,23 @@ class Extractor:
     def expand(self, helper: cst.FunctionDef, inner: Context) -> list[Node]:
         if not self.relevant(helper) or self.generator(helper) or not isinstance(helper.body, cst.IndentedBlock):
             return []
+        if _without_grad(helper):
+            return []  # `@torch.no_grad()`: no backward can run in it (evaluation helpers)
         return [Inline(self.block(helper.body.body, inner))]
 
     def class_of(self, method: cst.FunctionDef) -> str | None:
         return next((c for (c, _), f in self.facts.methods.items() if f is method), None)
+
+
+def _without_grad(func: cst.FunctionDef) -> bool:
+    """Decorated with `torch.no_grad()` / `torch.inference_mode()`."""
+    for decorator in func.decorators:
+        node = decorator.decorator
+        node = node.func if isinstance(node, cst.Call) else node
+        name = node.attr.value if isinstance(node, cst.Attribute) else node.value if isinstance(node, cst.Name) else ""
+        if name in ("no_grad", "inference_mode"):
+            return True
+    return False
 
 
 def _outer_parens_removed(text: str) -> str:
@@ -703,7 +769,10 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts, resolver: "Resolve
         if isinstance(func.body, cst.IndentedBlock):
             # If the function turns out to run once per batch, its parameters and locals
             # change from call to call (`batch_idx`); `self` and `cls` never do.
-            params = frozenset(p.name.value for p in func.params.params if p.name.value not in ("self", "cls"))
+            # A parameter with a default (`dry_run: bool = False`, `k=8`) is a setting, not the batch.
+            params = frozenset(
+                p.name.value for p in func.params.params if p.name.value not in ("self", "cls") and p.default is None
+            )
             ctx = Context(cls=cls, stack=(id(func),), call_variant=params | extractor.assigned(func))
             bodies.append((func, extractor.block(func.body.body, ctx)))
     closures = {id(e.closure_node) for e in extractor.events.values() if e.closure_node is not None}

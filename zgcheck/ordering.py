@@ -23,6 +23,14 @@ from zgcheck.recognize import ModuleFacts
 
 MANUAL_PREFIX = "<manual:"
 MAX_TOKENS = 4096  # beyond this, condition correlations are forgotten to stay fast
+# Token-steps one region may take (a trainer's fit() with dozens of mode switches inlined
+# can otherwise run for minutes). Over budget, the region is analysed again without
+# remembering conditions; over budget again, it is left silent.
+WORK_BUDGET = 400_000
+
+
+class OverBudget(Exception):
+    pass
 
 
 def manual_key(base: str) -> str:
@@ -38,6 +46,7 @@ class Token:
     bw: int | None = None
     env: frozenset = frozenset()
     skipped: bool = False  # this iteration took the branch of an accumulation `if` without the step
+    lost: tuple[int, int | None] | None = None  # a zero wiped carried micro-batches; a later step confirms ZG004
 
 
 @dataclass
@@ -103,6 +112,7 @@ class Interpreter:
         self.wiped: set = set()
         self.stale: set = set()
         self.carried_wipes: set = set()
+        self.work = 0
         self._steps: dict[int, bool] = {}
         # Only conditions tested by two or more `if`s need remembering along a path.
         # A mode switch is remembered even when one `if` tests it: the loop tests it again.
@@ -117,12 +127,26 @@ class Interpreter:
         self.correlated = {cond for cond, count in seen.items() if count > 1} | self.switches
 
     def analyse(self) -> Ordering:
-        self.run(self.region.body, {Token()})
+        for remember_conditions in (True, False):
+            if not remember_conditions:
+                self.correlated, self.switches = set(), set()
+            self.work = 0
+            self.wiped, self.stale, self.carried_wipes = set(), set(), set()
+            try:
+                self.run(self.region.body, {Token()})
+                break
+            except OverBudget:
+                continue
+        else:
+            self.wiped, self.stale, self.carried_wipes = set(), set(), set()
         return Ordering(self.region, self.key, frozenset(self.wiped), frozenset(self.stale), frozenset(self.carried_wipes))
 
     def run(self, node: Node, tokens: set) -> Flow:
         if not tokens:
             return Flow()
+        self.work += len(tokens)
+        if self.work > WORK_BUDGET:
+            raise OverBudget
         if isinstance(node, Seq):
             return self.run_seq(node, tokens)
         if isinstance(node, Ev):
@@ -297,10 +321,16 @@ class Interpreter:
                 # too (`zero; step; backward` rotated): the step will see nothing.
                 wiped = (event.id, token.bw)
             if token.carried or (token.fresh and token.skipped):
-                self.carried_wipes.add((event.id, token.bw))
+                # Only a step of the same run makes the loss real: in a dry-run mode that
+                # never steps, discarding the gradients is the point.
+                return replace(token, fresh=False, carried=False, stale_by=None, wiped=wiped,
+                               lost=token.lost or (event.id, token.bw))
         return replace(token, fresh=False, carried=False, stale_by=None, wiped=wiped)
 
     def step(self, event: Event, token: Token) -> Token:
+        if token.lost is not None:
+            self.carried_wipes.add(token.lost)
+            token = replace(token, lost=None)
         if token.wiped is not None:
             self.wiped.add((token.wiped[0], token.wiped[1], event.id))
         if token.stale_by is not None:

@@ -281,8 +281,12 @@ class Resolver:
         return self._method(path, cls, name, 0)
 
     # ----- internals ---------------------------------------------------------------
-    def _function(self, path: str | None, name: str) -> tuple[LoadedModule, "cst.FunctionDef"] | None:
+    def _function(self, path: str | None, name: str, hops: int = 0) -> tuple[LoadedModule, "cst.FunctionDef"] | None:
         index = self._index(path)
+        if index is not None and name not in index.functions and name in index.imports and hops < 1:
+            target = index.imports[name]  # re-exported by a package's __init__.py
+            if target[2] is not None:
+                return self._function(self.project.find(path, target[0], target[1]), target[2], hops + 1)
         if index is None or not index.functions.get(name):
             return None
         loaded = self._load(path)
@@ -299,6 +303,11 @@ class Resolver:
             importer, imports, bases = self.path, self.facts.imports, self.facts.bases[cls]
         else:
             index = self._index(path)
+            if index is not None and cls not in index.bases and cls in index.imports and depth < 1:
+                # `from .wrapped import ZeroingOptimizer` in a package's __init__.py: follow it.
+                target = index.imports[cls]
+                if target[2] is not None:
+                    return self._method(self.project.find(path, target[0], target[1]), target[2], name, depth + 1)
             if index is None or cls not in index.bases:
                 return None
             marked = index.methods.get((cls, name))
