@@ -31,6 +31,7 @@ ROOT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg")
 MAX_ANCESTORS = 4  # without a marker, how far up imports are looked for
 MAX_MODULE_BYTES = 512 * 1024  # helpers live in ordinary files; a huge generated one is skipped
 MAX_DEPTH = 2  # a helper's helper in a third module is followed; further is not
+MAX_REEXPORTS = 3  # `from .gemini import X` in __init__.py files, followed this many times
 
 
 @dataclass
@@ -283,7 +284,7 @@ class Resolver:
     # ----- internals ---------------------------------------------------------------
     def _function(self, path: str | None, name: str, hops: int = 0) -> tuple[LoadedModule, "cst.FunctionDef"] | None:
         index = self._index(path)
-        if index is not None and name not in index.functions and name in index.imports and hops < 1:
+        if index is not None and name not in index.functions and name in index.imports and hops < MAX_REEXPORTS:
             target = index.imports[name]  # re-exported by a package's __init__.py
             if target[2] is not None:
                 return self._function(self.project.find(path, target[0], target[1]), target[2], hops + 1)
@@ -293,7 +294,7 @@ class Resolver:
         func = loaded.facts.functions.get(name) if loaded is not None else None
         return (loaded, func) if func is not None else None
 
-    def _method(self, path: str | None, cls: str, name: str, depth: int):
+    def _method(self, path: str | None, cls: str, name: str, depth: int, hops: int = 0):
         if path is None:  # a class of the checked module itself
             if cls not in self.facts.bases:
                 return None
@@ -303,11 +304,11 @@ class Resolver:
             importer, imports, bases = self.path, self.facts.imports, self.facts.bases[cls]
         else:
             index = self._index(path)
-            if index is not None and cls not in index.bases and cls in index.imports and depth < 1:
+            if index is not None and cls not in index.bases and cls in index.imports and hops < MAX_REEXPORTS:
                 # `from .wrapped import ZeroingOptimizer` in a package's __init__.py: follow it.
                 target = index.imports[cls]
                 if target[2] is not None:
-                    return self._method(self.project.find(path, target[0], target[1]), target[2], name, depth + 1)
+                    return self._method(self.project.find(path, target[0], target[1]), target[2], name, depth, hops + 1)
             if index is None or cls not in index.bases:
                 return None
             marked = index.methods.get((cls, name))
