@@ -44,7 +44,7 @@ class LeakToken(Token):
     was_frozen: frozenset = frozenset()  # frozen at some point since the last backward
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Leak:
     """X's ``step`` applies what ``backward`` left after ``other_step`` (Y) used it."""
 

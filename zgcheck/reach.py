@@ -275,7 +275,45 @@ class ReachFinder:
         if self._owners is None:
             self._owners = lightning_owners(self.parsed, self.facts)
         found = self.facts.owners_of(key)
-        return found if found is not None else self._owners.get(self.facts.canon(key))
+        if found is None:
+            found = self._owners.get(self.facts.canon(key))
+        if found is None and self.facts.canon(key) not in self._owners:
+            found = self._owners[self.facts.canon(key)] = self._built_from(key)
+            self._known = None  # new modules to recognise in losses
+            self._cache.clear()
+        return found
+
+    def _built_from(self, key: str) -> frozenset[str] | None:
+        """``Adam(params_d)`` with ``params_d = list(D_A.parameters()) + list(D_B.parameters())``
+        (a sum the fact pass does not follow): the models named in the arguments' values."""
+        index = self.index()
+        canon = self.facts.canon(key)
+        owners: set[str] = set()
+        for scope in [index.module, *index.by_node.values()]:
+            for name, records in scope.assigns.items():
+                if self.facts.canon(name) != canon:
+                    continue
+                for record in records:
+                    value = record.value
+                    if isinstance(value, cst.Call) and self.facts.is_factory(callee_name(value)):
+                        for arg in value.args:
+                            owners |= self._parameter_models(arg.value, scope)
+        return frozenset(owners) or None
+
+    def _parameter_models(self, expr: cst.BaseExpression, scope: _Scope) -> set[str]:
+        text = squash(self.parsed.code(expr))
+        found = set(self.facts.param_owners(text) or ())
+        if not found and isinstance(expr, (cst.Name, cst.Attribute)):
+            for record in scope.assigns.get(text, ()):
+                if record.value is not None:
+                    found |= set(self.facts.param_owners(squash(self.parsed.code(record.value))) or ())
+        return found
+
+    def index(self) -> "_Indexer":
+        if self._index is None:
+            self._index = _Indexer(self.parsed)
+            self.parsed.module.visit(self._index)
+        return self._index
 
     def module_keys(self) -> set[str]:
         if self._known is not None:
@@ -292,10 +330,11 @@ class ReachFinder:
 
     def optimizers(self, event: Event, keys) -> frozenset[str]:
         """The optimizers among ``keys`` whose parameters the backward surely writes."""
+        owners_of = {key: self.owners(key) for key in keys}  # before the reach: it names the modules
         reach = self.of(event)
         found = set()
         for key in keys:
-            owners = self.owners(key)
+            owners = owners_of[key]
             if owners and any(related(m, o) for m in reach.modules for o in owners):
                 found.add(key)
         return frozenset(found)
@@ -307,10 +346,7 @@ class ReachFinder:
         return self._cache[event.id]
 
     def _compute(self, event: Event) -> Reach:
-        if self._index is None:
-            self._index = _Indexer(self.parsed)
-            self.parsed.module.visit(self._index)
-        where = self._index.calls.get(id(event.node))
+        where = self.index().calls.get(id(event.node))
         call = event.node
         if where is None or not isinstance(call, cst.Call):
             return Reach(frozenset(), False)

@@ -73,7 +73,9 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
             for leak in leaks:
                 by_step.setdefault(leak.step, []).append(leak)
             for step_id in sorted(by_step):
-                yield _diagnostic(ctx, region, key, min(by_step[step_id]), reach)
+                # Name the too-early zero when some path has one (the first iteration has none).
+                first = min(by_step[step_id], key=lambda l: (l.zero is None, l.backward, l.other_step, l.zero or 0))
+                yield _diagnostic(ctx, region, key, first, reach)
 
 
 def _diagnostic(ctx: RuleContext, region: Region, key: str, leak: Leak, reach: ReachFinder) -> Diagnostic:
