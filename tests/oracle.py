@@ -69,6 +69,7 @@ class Oracle:
         self.burst: set[int] | None = None  # the open burst (no backward since its last step)
         self.backwards = 0
         self.in_closure_step = False
+        self.closure_start = 0
 
     def grad_of(self, p):
         return p.grad.detach().clone() if p.grad is not None else self.torch.zeros_like(p)
@@ -117,9 +118,15 @@ class Oracle:
         # torch passes the optimizer itself as args[0]; a closure is the next argument.
         closure = args[1] if len(args) > 1 else kwargs.get("closure")
         if closure is not None:
+            # Checked after the step when the closure ran no backward (Lightning passes one
+            # that does nothing); an LBFGS closure's own backwards are checked for pileup.
             self.in_closure_step = True
+            self.closure_start = self.backwards
             return
-        for p in params:
+        self.check(optimizer)
+
+    def check(self, optimizer) -> None:
+        for p in self.params(optimizer):
             for kind in self.verdict(id(optimizer), self.grad_of(p), self.ledger.get(id(p), []), self.leftover.get(id(p))):
                 self.report.events[kind] += 1
 
@@ -150,6 +157,8 @@ class Oracle:
         return ["stale" if stale else "wiped"]
 
     def step_post(self, optimizer, args, kwargs):
+        if self.in_closure_step and self.backwards == self.closure_start:
+            self.check(optimizer)  # the step does not change .grad: what it saw is still there
         self.in_closure_step = False
         for p in self.params(optimizer):
             self.ledger[id(p)] = []
