@@ -365,14 +365,20 @@ class ReachFinder:
                 return new + raw[len(old):]
         return raw
 
-    def module_of(self, key: str) -> str | None:
-        """``key`` when it names a module some optimizer owns (or a part of one)."""
+    def module_of(self, key: str, container: bool = True) -> str | None:
+        """``key`` when it names a module some optimizer owns, or a part of one; with
+        ``container``, also a module that holds one (calling ``self.model`` runs
+        ``self.model.head``). ``self`` is never taken for a container: ``self.loss(x)`` is
+        no forward pass of the whole object."""
         key = re.sub(r"\.(module|forward|_orig_mod)$", "", key)
         key = re.sub(r"\.module\.", ".", key)
         canon = self.facts.canon(key)
         for candidate in (key, canon):
-            if any(related(candidate, m) for m in self.module_keys()):
-                return candidate
+            for module in self.module_keys():
+                if candidate == module or candidate.startswith((module + ".", module + "[")):
+                    return candidate
+                if container and candidate != "self" and module.startswith((candidate + ".", candidate + "[")):
+                    return candidate
         return None
 
     def expr(self, node, frame: _Frame, order: int, path: tuple, acc: _Acc, seen: set, bound: frozenset = frozenset()) -> None:
@@ -470,7 +476,7 @@ class ReachFinder:
         callee = self.text(func, frame)
         module = (self.module_of(callee) if _dotted(func) else None) or self.bound_module(func, frame)
         if module is None and isinstance(func, cst.Attribute) and name not in NOT_FORWARD:
-            receiver = self.module_of(self.text(func.value, frame)) if _dotted(func.value) else None
+            receiver = self.module_of(self.text(func.value, frame), container=False) if _dotted(func.value) else None
             if receiver is not None:
                 module = receiver  # `vae.encode(x)`: a method of a module runs its layers
         if module is not None and not (isinstance(func, cst.Attribute) and name in NOT_FORWARD):
