@@ -24,7 +24,7 @@ CROSSING = [FIXTURES / "clean" / f"{name}.py" for name in (
     "gan_d_frozen_requires_grad_", "gan_d_frozen_param_loop", "actor_critic_critic_first_zero_before_backward",
     "encoder_decoder_joint_loss_zero_after_step", "gan_d_first_detached_fake", "gan_fake_under_no_grad",
     "wgan_gp_critic_inner_loop", "vae_gan_discriminator_zeroed_first", "lightning_toggle_optimizer_zero_after_step",
-    "lightning_autoencoder_gan_loss_helpers", "ppo_separate_actor_critic_losses",
+    "lightning_autoencoder_gan_loss_helpers", "ppo_separate_actor_critic_losses", "infogan_info_optimizer_zeroed_before_backward",
 )]
 
 

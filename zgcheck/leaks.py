@@ -84,7 +84,7 @@ class LeakInterpreter(Interpreter):
         if kind == "backward":
             return self.backward(event, token)
         if kind == "zero":
-            effect = zero_effect(event, self.key, self.facts)
+            effect = zero_effect(event, self.key, self.facts) or ("maybe" if self.overlaps(event) else None)
             if effect is None:
                 return token
             return replace(token, contribs=frozenset(), last_zero=event.id if effect == "full" else token.last_zero)
@@ -129,6 +129,16 @@ class LeakInterpreter(Interpreter):
                     frozen = {f for f in frozen if f[0] == "toggle"}
         new = frozenset(frozen)
         return replace(token, frozen=new, was_frozen=token.was_frozen | new)
+
+    def overlaps(self, zero: Event) -> bool:
+        """A zero of another optimizer, or of a submodule, that shares parameters with ours
+        (infoGAN's `info_optimizer` over G and D): it clears part of what we hold, so no
+        leak is claimed across it."""
+        mine = self.reach.owners(self.key) or frozenset()
+        if zero.opt is not None:
+            theirs = self.reach.owners(zero.opt)
+            return theirs is None or any(related(a, b) for a in theirs for b in mine)
+        return any(related(m, o) for m in zero.models for o in mine)
 
     def reached(self, event: Event, frozen: frozenset) -> frozenset[str]:
         base = self.reach.optimizers(event, self.keys)
