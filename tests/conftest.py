@@ -1,7 +1,12 @@
+import importlib.util
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+if importlib.util.find_spec("lightning") is None:
+    # Fixtures with a LightningModule run under the oracle with a faithful stand-in
+    # (tests/stubs/lightning); an installed Lightning is used instead when present.
+    sys.path.append(str(Path(__file__).resolve().parent / "stubs"))
 
 import pytest
 

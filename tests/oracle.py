@@ -1,13 +1,18 @@
 """A runtime gradient oracle: run a training script under torch and record, for every
-parameter, each gradient contribution since its last step.
+parameter, each gradient contribution (and the backward that made it) since its
+optimizer's last step.
 
-At every optimizer step, the gradient the step sees must equal the sum of the
-contributions since that optimizer's previous step (or, when another optimizer stepped in
-between, since that step): more means *stale* gradients leaked in, less means they were
-*wiped*. Inside `step(closure)`, each closure backward must start
-from clean gradients (*pileup* otherwise). For hand-written updates (parameters no
-optimizer owns), a backward after the tensor's value changed must start from clean
-gradients (*manual_stale* otherwise).
+A backward *belongs to* the optimizers of the first burst of steps after it (steps with
+no backward between them). At every optimizer step, the gradient the step sees must be
+the sum of the latest contributions since that optimizer's previous step (a zero may have
+cleared the earlier ones): a contribution that belongs to this optimizer and was cleared
+means *wiped*; gradients from before the previous step mean *stale*; an applied
+contribution of a backward that belongs to other optimizers is a *leak* (a GAN's
+generator loss left in the discriminator). Wiping a contribution that belongs to other
+optimizers is correct. Inside `step(closure)`, each closure backward must start from
+clean gradients (*pileup* otherwise). For hand-written updates (parameters no optimizer
+owns), a backward after the tensor's value changed must start from clean gradients
+(*manual_stale* otherwise).
 """
 from __future__ import annotations
 
@@ -54,15 +59,23 @@ class Oracle:
     def __init__(self, torch) -> None:
         self.torch = torch
         self.report = OracleReport()
-        self.contrib: dict[int, object] = {}
+        # Per parameter: (backward id, contribution) since its optimizer's last step.
+        self.ledger: dict[int, list[tuple[int, object]]] = {}
         self.values: dict[int, object] = {}
         self.owned: set[int] = set()
         self.leftover: dict[int, object] = {}
-        self.recent: dict[int, object] = {}
+        self.belongs: dict[int, set[int]] = {}  # backward id -> optimizers of its first burst
+        self.unassigned: list[int] = []
+        self.burst: set[int] | None = None  # the open burst (no backward since its last step)
+        self.backwards = 0
         self.in_closure_step = False
+        self.closure_start = 0
 
     def grad_of(self, p):
         return p.grad.detach().clone() if p.grad is not None else self.torch.zeros_like(p)
+
+    def close(self, a, b) -> bool:
+        return self.torch.allclose(a, b, atol=1e-6, rtol=1e-4)
 
     def backward(self, original, tensors, *args, **kwargs):
         torch = self.torch
@@ -79,10 +92,13 @@ class Oracle:
                 if not torch.equal(self.values[id(p)], p.detach()):
                     self.report.events["manual_stale"] += 1
         result = original(tensors, *args, **kwargs)
+        self.backwards += 1
+        self.unassigned.append(self.backwards)
+        self.burst = None
         for p in leaves:
             added = self.grad_of(p) - before[id(p)]
-            self.contrib[id(p)] = self.contrib.get(id(p), 0) + added
-            self.recent[id(p)] = self.recent.get(id(p), 0) + added
+            if float(added.abs().sum()) > 0:
+                self.ledger.setdefault(id(p), []).append((self.backwards, added))
             self.values[id(p)] = p.detach().clone()
         return result
 
@@ -91,37 +107,61 @@ class Oracle:
 
     def step_pre(self, optimizer, args, kwargs):
         self.report.steps += 1
+        if self.burst is None:  # the first step after a backward opens a burst
+            self.burst = set()
+            for backward in self.unassigned:
+                self.belongs[backward] = self.burst
+            self.unassigned = []
+        self.burst.add(id(optimizer))
         params = self.params(optimizer)
         self.owned.update(id(p) for p in params)
         # torch passes the optimizer itself as args[0]; a closure is the next argument.
         closure = args[1] if len(args) > 1 else kwargs.get("closure")
         if closure is not None:
+            # Checked after the step when the closure ran no backward (Lightning passes one
+            # that does nothing); an LBFGS closure's own backwards are checked for pileup.
             self.in_closure_step = True
+            self.closure_start = self.backwards
             return
-        for p in params:
-            seen = self.grad_of(p)
-            zero = self.torch.zeros_like(p)
-            total = self.contrib.get(id(p), zero)
-            recent = self.recent.get(id(p), zero)
-            # A backward followed by another optimizer's step may have been meant for that
-            # step (a GAN's generator loss also writes into the discriminator, whose next
-            # zero clears it), so both "everything since my last step" and "since the last
-            # step of any optimizer" are acceptable.
-            close = lambda a, b: self.torch.allclose(a, b, atol=1e-6, rtol=1e-4)  # noqa: E731
-            # ... but a step that sees nothing after a zero wiped its contributions is wiped.
-            if close(seen, total) or (close(seen, recent) and float(recent.abs().sum()) > 0):
-                continue
-            extra = (seen - total).flatten()
-            left = self.leftover.get(id(p))
-            stale = left is not None and float(left.abs().sum()) > 0 and float(
-                self.torch.nn.functional.cosine_similarity(extra, left.flatten(), dim=0)) > 0.5
-            self.report.events["stale" if stale else "wiped"] += 1
+        self.check(optimizer)
+
+    def check(self, optimizer) -> None:
+        for p in self.params(optimizer):
+            for kind in self.verdict(id(optimizer), self.grad_of(p), self.ledger.get(id(p), []), self.leftover.get(id(p))):
+                self.report.events[kind] += 1
+
+    def verdict(self, opt: int, seen, entries, left) -> list[str]:
+        """What a step of optimizer ``opt`` sees in one parameter: [] when correct."""
+        zero = self.torch.zeros_like(seen)
+        suffixes = [zero]  # suffixes[j]: the sum of the last j contributions
+        for _, added in reversed(entries):
+            suffixes.append(suffixes[-1] + added)
+        bases = [(zero, False)]
+        if left is not None and float(left.abs().sum()) > 0:
+            bases.append((left, True))
+        for base, stale in bases:
+            for kept in range(len(entries), -1, -1):  # prefer keeping more: fewer wipes
+                if not self.close(seen, base + suffixes[kept]):
+                    continue
+                cut = len(entries) - kept
+                found = ["stale"] if stale else []
+                if any(opt in self.belongs.get(b, ()) for b, _ in entries[:cut]):
+                    found.append("wiped")
+                if any(opt not in self.belongs.get(b, {opt}) for b, _ in entries[cut:]):
+                    found.append("leak")
+                return found
+        total = sum((added for _, added in entries), zero)
+        extra = (seen - total).flatten()
+        stale = left is not None and float(left.abs().sum()) > 0 and float(
+            self.torch.nn.functional.cosine_similarity(extra, left.flatten(), dim=0)) > 0.5
+        return ["stale" if stale else "wiped"]
 
     def step_post(self, optimizer, args, kwargs):
+        if self.in_closure_step and self.backwards == self.closure_start:
+            self.check(optimizer)  # the step does not change .grad: what it saw is still there
         self.in_closure_step = False
-        self.recent.clear()
         for p in self.params(optimizer):
-            self.contrib[id(p)] = self.torch.zeros_like(p)
+            self.ledger[id(p)] = []
             self.leftover[id(p)] = self.grad_of(p)
 
 

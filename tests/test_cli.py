@@ -127,7 +127,7 @@ def test_rule_command():
     for heading in ("What it does", "Why it hurts training", "Bad", "Good", "How the fix works"):
         assert heading in result.output
     listing = invoke("rule", "--all").output
-    assert all(code in listing for code in ("ZG001", "ZG002", "ZG003", "ZG004", "ZG005", "ZG006"))
+    assert all(code in listing for code in ("ZG001", "ZG002", "ZG003", "ZG004", "ZG005", "ZG006", "ZG007"))
     assert invoke("rule", "ZG042").exit_code == 2
 
 

@@ -192,7 +192,7 @@ def test_settings_layers_fold_like_ruff():
     file = Options(select=("ZG00",), ignore=("ZG004",), source="file")
     assert "ZG004" not in build_settings(file).select
     assert "ZG004" in build_settings(file, Options(select=("ZG004",))).select
-    assert build_settings(file, Options(ignore=("ZG1",))).select == ("ZG001", "ZG002", "ZG003", "ZG005", "ZG006")
+    assert build_settings(file, Options(ignore=("ZG1",))).select == ("ZG001", "ZG002", "ZG003", "ZG005", "ZG006", "ZG007")
     with pytest.raises(SettingsError, match="did you mean 'ZG005'"):
         build_settings(Options(select=("ZG05",)))
 

@@ -17,7 +17,7 @@ class Event:
     """One zero / backward / step / manual update / zero_grad reference in the source."""
 
     id: int
-    kind: str  # "zero" | "backward" | "step" | "manual" | "zero_ref"
+    kind: str  # "zero" | "backward" | "step" | "manual" | "zero_ref" | "freeze" | "unfreeze" | "toggle" | "untoggle"
     text: str
     line: int
     column: int
@@ -34,6 +34,7 @@ class Event:
     closure_name: str = ""
     target: str = ""  # the optimizer expression as written at this place (for fixes)
     closure_node: object = field(default=None, repr=False)  # the closure's FunctionDef
+    subst: tuple[tuple[str, str], ...] = ()  # a helper's parameters renamed to the caller's arguments
     node: object = field(default=None, repr=False)
 
 

@@ -21,7 +21,7 @@ from zgcheck.parsing import ParsedModule
 
 SAFE, UNSAFE = "safe", "unsafe"
 MAX_PASSES = 6
-FIX_ORDER = {"ZG001": 0, "ZG003": 1, "ZG005": 2, "ZG006": 3, "ZG002": 4, "ZG004": 5}
+FIX_ORDER = {"ZG001": 0, "ZG003": 1, "ZG005": 2, "ZG006": 3, "ZG002": 4, "ZG004": 5, "ZG007": 6}
 
 
 @dataclass(frozen=True)
@@ -194,6 +194,31 @@ class FixPlanner:
         applicability = SAFE if step.opt in self.certain else UNSAFE
         edit = self._insert_at(row - attached, f"{indent}{step.target}.zero_grad(){self.newline}")
         return self.fix(applicability, f"Insert `{step.target}.zero_grad()` at the top of `{step.closure_name}`", edit)
+
+    def zero_before_backward(self, backward: Event, moved: Event | None, other_step: Event, code: str,
+                             opt: str | None) -> Fix | None:
+        """ZG007: move ``moved`` (or insert ``code``) right before ``backward``, the first
+        backward of the leaked-into optimizer after the other optimizer's step."""
+        anchor, other = self.statement_of(backward), self.statement_of(other_step)
+        if anchor is None or other is None or anchor.function != other.function:
+            return None
+        same = anchor.block == other.block
+        if moved is None:
+            edits = (self._insert_at(anchor.first, anchor.indent + code + self.newline),)
+            message = f"Insert `{code}` before `{backward.text}`"
+        else:
+            source = self.statement_of(moved)
+            if source is None or source.function != anchor.function or source.siblings < 2:
+                return None
+            if source.first <= anchor.last and anchor.first <= source.last:
+                return None
+            same = same and source.block == anchor.block
+            body = "".join(anchor.indent + line.lstrip() + self.newline if line.strip() else self.newline
+                           for line in self.source_lines(source))
+            edits = (self.delete(source), self._insert_at(anchor.first, body))
+            message = f"Move `{moved.text}` before `{backward.text}`"
+        applicability = SAFE if same and opt in self.certain else UNSAFE
+        return self.fix(applicability, message, *edits)
 
     def reset_after_update(self, update: Event, style_zero: bool) -> Fix | None:
         """ZG006: reset `p.grad` right after the manual update."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from zgcheck import freezing
 from zgcheck.conditions import ITERATION, MODE_ORDER, assigned_names, classify, is_accumulation_condition
 from zgcheck.events import EMPTY, Ev, Event, If, Inline, Jump, Loop, Node, Region, Seq, Try, walk
 from zgcheck.parsing import ParsedModule
@@ -29,7 +30,7 @@ HANDLED_METHODS = frozenset({"step", "backward", "manual_backward", "zero_grad",
                              "__init__", "forward", "parameters", "named_parameters", "train", "eval"}) | INPLACE_UPDATES | GRAD_CLEARS
 MAX_INLINE_DEPTH = 6
 SYNC_CONDITION = "accelerator.sync_gradients"
-EVENT_MARKERS = ("backward", "step", "zero_grad", "clear_grad", ".grad", "optimizer")
+EVENT_MARKERS = ("backward", "step", "zero_grad", "clear_grad", ".grad", "optimizer", "requires_grad")
 CALLED = re.compile(r"([A-Za-z_]\w*)\s*\(")
 PARAM_LOOP_RE = re.compile(r"parameters\(|\bparameters\b|param_groups|\[['\"]params['\"]\]|\bparams?\b|weights?\b")
 
@@ -144,7 +145,7 @@ class Extractor:
             kw["via"] = ctx.via
         (line, col), (end_line, end_col) = parsed.start(node), parsed.end(node)
         text = " ".join(parsed.code(node).split())
-        ev = Event(self.new_id(), kind, text, line, col + 1, end_line, end_col + 1, node=node, **kw)
+        ev = Event(self.new_id(), kind, text, line, col + 1, end_line, end_col + 1, node=node, subst=ctx.subst, **kw)
         self.events[ev.id] = ev
         return Ev(ev, ctx.path)
 
@@ -291,7 +292,7 @@ class Extractor:
     def for_node(self, stmt: cst.For, ctx: Context) -> list[Node]:
         iter_text = self.text(stmt.iter, ctx)
         body_code = self.parsed.code(stmt.body)
-        if PARAM_LOOP_RE.search(iter_text) and ".grad" in body_code and not stmt.orelse:
+        if PARAM_LOOP_RE.search(iter_text) and (".grad" in body_code or "requires_grad" in body_code) and not stmt.orelse:
             # `for p in model.parameters(): p.grad = None` clears (or updates) all of them:
             # one event, not a loop that might run zero times.
             return list(self.suite(stmt.body, self.bind_param_loop(stmt, ctx)).items)
@@ -367,6 +368,9 @@ class Extractor:
         name = callee_name(call)
         recv = receiver(call)
         facts = self.facts
+        frozen = freezing.from_call(call, lambda n: self.text(n, ctx), facts, dict(ctx.param_vars))
+        if frozen is not None:
+            return [self.freeze_event(frozen, call, ctx)]
         if recv is None:
             helper = ctx.local_def(name) or facts.functions.get(name)
             if helper:
@@ -540,6 +544,11 @@ class Extractor:
 
         return items + [self.synced(ctx, opt, step)]
 
+    def freeze_event(self, frozen: freezing.Freeze, node: cst.CSTNode, ctx: Context) -> Ev:
+        """A module frozen or unfrozen (requires_grad, Lightning's toggle_optimizer)."""
+        kind, models, opt, unknown = frozen
+        return self.event(kind, node, ctx, models=models, opt=opt, unknown=unknown)
+
     def synced(self, ctx: Context, opt: str, make) -> Node:
         """Inside ``accelerator.accumulate`` (and anywhere for an optimizer that Accelerate
         prepared in a module that accumulates), step and zero_grad are skipped together
@@ -580,6 +589,11 @@ class Extractor:
                 return [self.event("zero", small, ctx, opt=self.facts.canon(k), weak=True) for k in rebound]
         for target in targets:
             key = self.text(target, ctx)
+            if small.value is not None and key.endswith(".requires_grad"):
+                value = self.text(small.value, ctx)
+                frozen = freezing.from_assignment(key, small.value, value, self.facts, dict(ctx.param_vars))
+                items.append(self.freeze_event(frozen, small, ctx))
+                continue
             grad = re.match(r"(.+?)\.grad(\.data)?$", key)
             if grad and isinstance(small, (cst.Assign, cst.AnnAssign)) and not ".grad" in self.text(small.value, ctx):
                 items.extend(self.grad_clear(small, grad.group(1), ctx))

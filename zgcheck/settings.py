@@ -11,7 +11,7 @@ import functools
 import os
 from dataclasses import dataclass
 
-ALL_CODES = ("ZG001", "ZG002", "ZG003", "ZG004", "ZG005", "ZG006", "ZG100")
+ALL_CODES = ("ZG001", "ZG002", "ZG003", "ZG004", "ZG005", "ZG006", "ZG007", "ZG100")
 
 
 class SettingsError(ValueError):

@@ -9,6 +9,7 @@ from zgcheck.rules import (
     zg004_accumulation_defeated,
     zg005_closure_missing_zero_grad,
     zg006_manual_update_missing_reset,
+    zg007_gradient_leak,
     zg100_unused_noqa,
 )
 
@@ -19,6 +20,7 @@ RULES: tuple[Rule, ...] = (
     zg004_accumulation_defeated.RULE,
     zg005_closure_missing_zero_grad.RULE,
     zg006_manual_update_missing_reset.RULE,
+    zg007_gradient_leak.RULE,
     zg100_unused_noqa.RULE,
 )
 RULES_BY_CODE: dict[str, Rule] = {rule.code: rule for rule in RULES}

@@ -1,0 +1,644 @@
+"""Reach: which optimizers a backward pass writes gradients into (GUIDE section 1).
+
+The loss of a ``backward()`` is followed back through the names it is computed from
+(nearest assignment first, through helpers and methods of the same module) to the module
+calls that built it: ``D(fake)``, ``self.discriminator(x)``, ``vae.encode(x)``. Modules are
+mapped to optimizers through ownership (``Adam(D.parameters())``, Lightning's
+``configure_optimizers``). ``x.detach()``, ``.item()`` and values computed under
+``torch.no_grad()`` carry no gradient into the modules that made them, but the module that
+is called on a detached input is still reached.
+
+The answer is *definite*: a module is listed only when the loss surely runs through it.
+Anything the analysis cannot see (a parameter of an unresolved helper, a module handed to
+an unknown call) makes the answer incomplete, never larger: ZG007 only reports a leak
+through modules that are listed, so undecidable code stays silent. Frozen modules
+(``requires_grad_(False)``, Lightning's ``toggle_optimizer``) are events of the control
+flow and are taken into account by :mod:`zgcheck.leaks`, not here.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from zgcheck.events import Event
+from zgcheck.parsing import ParsedModule
+from zgcheck.recognize import ModuleFacts, callee_name, squash
+
+# Calls whose result carries no gradient back into what produced their receiver.
+STOP_METHODS = frozenset({"detach", "detach_", "item", "numpy", "tolist", "size", "dim", "numel", "argmax", "argmin"})
+# Methods of a module that do not run its forward pass.
+NOT_FORWARD = frozenset({
+    "parameters", "named_parameters", "buffers", "named_buffers", "state_dict", "load_state_dict", "eval",
+    "train", "to", "cuda", "cpu", "float", "half", "double", "bfloat16", "zero_grad", "apply", "modules",
+    "named_modules", "children", "named_children", "requires_grad_", "register_forward_hook", "register_buffer",
+    "register_parameter", "add_module", "get_submodule", "type", "share_memory", "extra_repr",
+})
+NO_GRAD_CONTEXTS = re.compile(r"(^|\.)(no_grad|inference_mode)\(\)$|set_grad_enabled\(False\)$")
+# A backward called on an object that takes the loss as its argument.
+LOSS_ARGUMENT_RECEIVERS = frozenset({"accelerator", "fabric", "autograd", "self", "trainer", "strategy", "deepspeed"})
+MAX_DEPTH = 12
+AFTER_ALL = 1 << 60  # "use" position after every statement: all assignments may reach it
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Modules a loss surely runs through (keys as written, helpers' names renamed)."""
+
+    modules: frozenset[str]
+    complete: bool  # nothing else can be reached
+
+
+@dataclass
+class _Assignment:
+    value: cst.BaseExpression | None
+    order: int
+    path: tuple
+    kind: str  # "set" replaces the value, "add" adds to it (`+=`, `d[k] = v`, `.append(v)`)
+    no_grad: bool
+
+
+@dataclass
+class _Scope:
+    node: cst.CSTNode
+    cls: str | None
+    params: tuple[str, ...]
+    no_grad: bool = False
+    assigns: dict[str, list[_Assignment]] = field(default_factory=dict)
+    returns: list[_Assignment] = field(default_factory=list)
+
+    def add(self, key: str, record: _Assignment) -> None:
+        self.assigns.setdefault(key, []).append(record)
+
+
+class _Indexer(cst.CSTVisitor):
+    """One pass: every scope's assignments and returns, and where each backward call sits."""
+
+    def __init__(self, parsed: ParsedModule) -> None:
+        self.parsed = parsed
+        self.module = _Scope(parsed.module, None, ())
+        self.scopes: list[_Scope] = [self.module]
+        self.by_node: dict[int, _Scope] = {}
+        self.classes: list[tuple[str, int]] = []  # (name, scope depth where it is defined)
+        self.calls: dict[int, tuple[_Scope, int, tuple]] = {}
+        self.order = 0
+        self.path: list = []
+        self.saved_paths: list[list] = []
+        self.no_grad = 0
+
+    def text(self, node: cst.CSTNode) -> str:
+        return squash(self.parsed.code(node))
+
+    @property
+    def scope(self) -> _Scope:
+        return self.scopes[-1]
+
+    def record(self, key: str, value, kind: str) -> None:
+        no_grad = bool(self.no_grad) or self.scope.no_grad
+        self.scope.add(key, _Assignment(value, self.order, tuple(self.path), kind, no_grad))
+
+    # ----- scopes and blocks ----------------------------------------------------
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.classes.append((node.name.value, len(self.scopes)))
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self.classes.pop()
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        # A method: defined directly in a class body (not in a function inside it).
+        cls = self.classes[-1][0] if self.classes and self.classes[-1][1] == len(self.scopes) else None
+        params = tuple(p.name.value for p in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params))
+        no_grad = any(NO_GRAD_CONTEXTS.search(self.text(d.decorator)) or self.text(d.decorator).endswith("no_grad")
+                      for d in node.decorators)
+        scope = _Scope(node, cls, params, no_grad=no_grad)
+        self.by_node[id(node)] = scope
+        self.scopes.append(scope)
+        self.saved_paths.append(self.path)
+        self.path = []
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self.scopes.pop()
+        self.path = self.saved_paths.pop()
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def _push(self, node: cst.CSTNode, label: str) -> None:
+        self.path.append((label, id(node)))
+
+    def _pop(self, *_args) -> None:
+        self.path.pop()
+
+    # A branch, a loop body or a handler may not run: assignments inside it do not
+    # replace what came before. With and try bodies always start: they stay transparent.
+    def visit_If_body(self, node: cst.If) -> None:
+        self._push(node, "then")
+
+    def leave_If_body(self, node: cst.If) -> None:
+        self._pop()
+
+    def visit_If_orelse(self, node: cst.If) -> None:
+        self._push(node, "else")
+
+    def leave_If_orelse(self, node: cst.If) -> None:
+        self._pop()
+
+    def visit_For_body(self, node: cst.For) -> None:
+        self._push(node, "loop")
+
+    def leave_For_body(self, node: cst.For) -> None:
+        self._pop()
+
+    def visit_While_body(self, node: cst.While) -> None:
+        self._push(node, "loop")
+
+    def leave_While_body(self, node: cst.While) -> None:
+        self._pop()
+
+    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
+        self._push(node, "except")
+
+    def leave_ExceptHandler(self, original_node: cst.ExceptHandler) -> None:
+        self._pop()
+
+    def visit_MatchCase(self, node) -> None:
+        self._push(node, "case")
+
+    def leave_MatchCase(self, original_node) -> None:
+        self._pop()
+
+    def visit_With(self, node: cst.With) -> None:
+        grad_off = any(NO_GRAD_CONTEXTS.search(self.text(item.item)) for item in node.items)
+        self.no_grad += grad_off
+        for item in node.items:
+            if item.asname is not None and isinstance(item.asname.name, (cst.Name, cst.Attribute)):
+                self.order += 1
+                self.record(self.text(item.asname.name), item.item, "set")
+
+    def leave_With(self, original_node: cst.With) -> None:
+        grad_off = any(NO_GRAD_CONTEXTS.search(self.text(item.item)) for item in original_node.items)
+        self.no_grad -= grad_off
+
+    # ----- statements -------------------------------------------------------------
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
+        self.order += 1
+
+    def visit_For(self, node: cst.For) -> None:
+        self.order += 1
+        for key in _target_keys(node.target, self.text):
+            self.record(key, node.iter, "set")
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            self._assigned(target.target, node.value, "set")
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._assigned(node.target, node.value, "set")
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._assigned(node.target, node.value, "add")
+
+    def _assigned(self, target: cst.BaseExpression, value: cst.BaseExpression, kind: str) -> None:
+        if isinstance(target, cst.Subscript):
+            self.record(self.text(target.value), value, "add")  # d["g"] = loss adds to d
+            return
+        for key in _target_keys(target, self.text):
+            self.record(key, value, kind)
+
+    def visit_Return(self, node: cst.Return) -> None:
+        if node.value is not None:
+            self.scope.returns.append(_Assignment(node.value, self.order, tuple(self.path), "set",
+                                                  bool(self.no_grad) or self.scope.no_grad))
+
+    def visit_Call(self, node: cst.Call) -> None:
+        name = callee_name(node)
+        if name in ("backward", "manual_backward"):
+            self.calls[id(node)] = (self.scope, self.order, tuple(self.path))
+        elif name in ("append", "extend", "add_", "update") and isinstance(node.func, cst.Attribute) and node.args:
+            self.record(self.text(node.func.value), node.args[0].value, "add")
+
+
+def _target_keys(target: cst.BaseExpression, text) -> list[str]:
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return [k for e in target.elements for k in _target_keys(e.value, text)]
+    if isinstance(target, cst.StarredElement):
+        return _target_keys(target.value, text)
+    if isinstance(target, (cst.Name, cst.Attribute)):
+        return [text(target)]
+    return []
+
+
+def _dotted(node: cst.CSTNode) -> bool:
+    """``a`` or ``a.b.c``: a name the analysis can look up."""
+    while isinstance(node, cst.Attribute):
+        node = node.value
+    return isinstance(node, cst.Name)
+
+
+def _dominates(record: _Assignment, path: tuple) -> bool:
+    return path[: len(record.path)] == record.path
+
+
+@dataclass
+class _Frame:
+    """Where names are looked up: a scope, renames of its parameters, and (for a helper the
+    analysis followed into) the caller's argument expressions."""
+
+    scope: _Scope
+    subst: tuple[tuple[str, str], ...] = ()
+    bindings: dict[str, tuple[cst.BaseExpression, "_Frame", int, tuple]] = field(default_factory=dict)
+    depth: int = 0
+
+
+class _Acc:
+    def __init__(self) -> None:
+        self.modules: set[str] = set()
+        self.complete = True
+
+
+class ReachFinder:
+    """Answers "which modules / optimizers does this backward reach?" for one module."""
+
+    def __init__(self, parsed: ParsedModule, facts: ModuleFacts) -> None:
+        self.parsed = parsed
+        self.facts = facts
+        self._index: _Indexer | None = None
+        self._owners: dict[str, frozenset[str] | None] | None = None
+        self._cache: dict[int, Reach] = {}
+        self._known: set[str] | None = None
+
+    # ----- ownership ----------------------------------------------------------------
+    def owners(self, key: str) -> frozenset[str] | None:
+        """Modules whose parameters optimizer ``key`` updates (None: cannot be seen)."""
+        if self._owners is None:
+            self._owners = lightning_owners(self.parsed, self.facts)
+        found = self.facts.owners_of(key)
+        if found is None:
+            found = self._owners.get(self.facts.canon(key))
+        if found is None and self.facts.canon(key) not in self._owners:
+            found = self._owners[self.facts.canon(key)] = self._built_from(key)
+            self._known = None  # new modules to recognise in losses
+            self._cache.clear()
+        return found
+
+    def _built_from(self, key: str) -> frozenset[str] | None:
+        """``Adam(params_d)`` with ``params_d = list(D_A.parameters()) + list(D_B.parameters())``
+        (a sum the fact pass does not follow): the models named in the arguments' values."""
+        index = self.index()
+        canon = self.facts.canon(key)
+        owners: set[str] = set()
+        for scope in [index.module, *index.by_node.values()]:
+            for name, records in scope.assigns.items():
+                if self.facts.canon(name) != canon:
+                    continue
+                for record in records:
+                    value = record.value
+                    if isinstance(value, cst.Call) and self.facts.is_factory(callee_name(value)):
+                        for arg in value.args:
+                            owners |= self._parameter_models(arg.value, scope)
+        return frozenset(owners) or None
+
+    def _parameter_models(self, expr: cst.BaseExpression, scope: _Scope) -> set[str]:
+        text = squash(self.parsed.code(expr))
+        found = set(self.facts.param_owners(text) or ())
+        if not found and isinstance(expr, (cst.Name, cst.Attribute)):
+            for record in scope.assigns.get(text, ()):
+                if record.value is not None:
+                    found |= set(self.facts.param_owners(squash(self.parsed.code(record.value))) or ())
+        return found
+
+    def index(self) -> "_Indexer":
+        if self._index is None:
+            self._index = _Indexer(self.parsed)
+            self.parsed.module.visit(self._index)
+        return self._index
+
+    def module_keys(self) -> set[str]:
+        if self._known is not None:
+            return self._known
+        keys: set[str] = set()
+        for found in self.facts.owners.values():
+            keys |= set(found or ())
+        if self._owners is None:
+            self._owners = lightning_owners(self.parsed, self.facts)
+        for found in self._owners.values():
+            keys |= set(found or ())
+        self._known = keys
+        return keys
+
+    def optimizers(self, event: Event, keys) -> frozenset[str]:
+        """The optimizers among ``keys`` whose parameters the backward surely writes."""
+        owners_of = {key: self.owners(key) for key in keys}  # before the reach: it names the modules
+        reach = self.of(event)
+        found = set()
+        for key in keys:
+            owners = owners_of[key]
+            if owners and any(related(m, o) for m in reach.modules for o in owners):
+                found.add(key)
+        return frozenset(found)
+
+    # ----- reach of one backward ------------------------------------------------------
+    def of(self, event: Event) -> Reach:
+        if event.id not in self._cache:
+            self._cache[event.id] = self._compute(event)
+        return self._cache[event.id]
+
+    def _compute(self, event: Event) -> Reach:
+        where = self.index().calls.get(id(event.node))
+        call = event.node
+        if where is None or not isinstance(call, cst.Call):
+            return Reach(frozenset(), False)
+        scope, order, path = where
+        loss = loss_expression(call, lambda n: squash(self.parsed.code(n)))
+        if loss is None:
+            return Reach(frozenset(), False)
+        acc = _Acc()
+        self.expr(loss, _Frame(scope, tuple(event.subst)), order, path, acc, set())
+        return Reach(frozenset(acc.modules), acc.complete)
+
+    def text(self, node: cst.CSTNode, frame: _Frame) -> str:
+        raw = squash(self.parsed.code(node))
+        for old, new in frame.subst:
+            if raw == old or raw.startswith((old + ".", old + "[")):
+                return new + raw[len(old):]
+        return raw
+
+    def module_of(self, key: str, container: bool = True) -> str | None:
+        """``key`` when it names a module some optimizer owns, or a part of one; with
+        ``container``, also a module that holds one (calling ``self.model`` runs
+        ``self.model.head``). ``self`` is never taken for a container: ``self.loss(x)`` is
+        no forward pass of the whole object."""
+        key = re.sub(r"\.(module|forward|_orig_mod)$", "", key)
+        key = re.sub(r"\.module\.", ".", key)
+        canon = self.facts.canon(key)
+        for candidate in (key, canon):
+            for module in self.module_keys():
+                if candidate == module or candidate.startswith((module + ".", module + "[")):
+                    return candidate
+                if container and candidate != "self" and module.startswith((candidate + ".", candidate + "[")):
+                    return candidate
+        return None
+
+    def expr(self, node, frame: _Frame, order: int, path: tuple, acc: _Acc, seen: set, bound: frozenset = frozenset()) -> None:
+        if frame.depth > MAX_DEPTH:
+            acc.complete = False
+            return
+        if isinstance(node, (cst.Name, cst.Attribute)):
+            self.name(node, frame, order, path, acc, seen, bound)
+        elif isinstance(node, cst.Call):
+            self.call(node, frame, order, path, acc, seen, bound)
+        elif isinstance(node, cst.Subscript):
+            self.expr(node.value, frame, order, path, acc, seen, bound)
+        elif isinstance(node, cst.Lambda):
+            return
+        elif isinstance(node, (cst.GeneratorExp, cst.ListComp, cst.SetComp, cst.DictComp)):
+            self.comprehension(node, frame, order, path, acc, seen, bound)
+        else:
+            for child in _expression_children(node):
+                self.expr(child, frame, order, path, acc, seen, bound)
+
+    def comprehension(self, node, frame, order, path, acc, seen, bound) -> None:
+        inner = set(bound)
+        comp = node.for_in
+        while comp is not None:
+            self.expr(comp.iter, frame, order, path, acc, seen, frozenset(inner))
+            inner |= set(_target_keys(comp.target, lambda n: squash(self.parsed.code(n))))
+            comp = comp.inner_for_in
+        parts = (node.key, node.value) if isinstance(node, cst.DictComp) else (node.elt,)
+        for part in parts:
+            self.expr(part, frame, order, path, acc, seen, frozenset(inner))
+
+    def name(self, node, frame: _Frame, order: int, path: tuple, acc: _Acc, seen: set, bound: frozenset) -> None:
+        if not _dotted(node):  # `x[0].foo`, `f(x).bar`: what matters is the value below
+            self.expr(node.value, frame, order, path, acc, seen, bound)
+            return
+        key = squash(self.parsed.code(node))
+        if key.split(".")[0] in bound:
+            return  # a comprehension variable: its iterable was followed already
+        while True:
+            if self.resolve(key, frame, order, path, acc, seen):
+                return
+            if "." not in key:
+                break
+            key = key.rsplit(".", 1)[0]  # `out.logits` comes from `out`
+        root = key.split(".")[0]
+        if root in frame.bindings:
+            value, caller, c_order, c_path = frame.bindings[root]
+            self.expr(value, caller, c_order, c_path, acc, seen)
+        elif root in frame.scope.params or root == "self" or root in self.parsed_globals():
+            acc.complete = False
+        # Otherwise an imported name (torch, F, math): it carries no module's gradient.
+
+    def parsed_globals(self) -> set[str]:
+        return set(self._index.module.assigns) if self._index else set()
+
+    def resolve(self, key: str, frame: _Frame, order: int, path: tuple, acc: _Acc, seen: set) -> bool:
+        """Follow the assignments of ``key`` that reach this use; False if there are none."""
+        scope = frame.scope
+        records = scope.assigns.get(key)
+        if records:
+            for record in _reaching(records, order, path):
+                self.assignment(record, frame, acc, seen, key)
+            return True
+        if key.startswith("self.") and scope.cls is not None:
+            # An attribute set in another method of the class (``self.fake = self.G(z)``).
+            found = False
+            for other in self._index.by_node.values():
+                if other.cls == scope.cls and other is not scope and key in other.assigns:
+                    found = True
+                    for record in other.assigns[key]:
+                        self.assignment(record, _Frame(other, depth=frame.depth + 1), acc, seen, key)
+            return found
+        module = self._index.module
+        if scope is not module and key in module.assigns and key not in scope.params and key not in frame.bindings:
+            for record in module.assigns[key]:
+                self.assignment(record, _Frame(module, depth=frame.depth + 1), acc, seen, key)
+            return True
+        return False
+
+    def assignment(self, record: _Assignment, frame: _Frame, acc: _Acc, seen: set, key: str) -> None:
+        marker = (id(frame.scope), key, record.order, id(record.value))
+        if marker in seen or record.no_grad or record.value is None:
+            return
+        self.expr(record.value, frame, record.order, record.path, acc, seen | {marker})
+
+    def call(self, node: cst.Call, frame: _Frame, order: int, path: tuple, acc: _Acc, seen: set, bound: frozenset) -> None:
+        name = callee_name(node)
+        func = node.func
+        if isinstance(func, cst.Attribute) and name in STOP_METHODS:
+            return
+        helper = self.helper(func, frame)
+        if helper is not None:
+            self.inline(helper, node, frame, order, path, acc, seen)
+            return
+        callee = self.text(func, frame)
+        module = (self.module_of(callee) if _dotted(func) else None) or self.bound_module(func, frame)
+        if module is None and isinstance(func, cst.Attribute) and name not in NOT_FORWARD:
+            receiver = self.module_of(self.text(func.value, frame), container=False) if _dotted(func.value) else None
+            if receiver is not None:
+                module = receiver  # `vae.encode(x)`: a method of a module runs its layers
+        if module is not None and not (isinstance(func, cst.Attribute) and name in NOT_FORWARD):
+            acc.modules.add(module)
+            for arg in node.args:
+                self.expr(arg.value, frame, order, path, acc, seen, bound)
+            return
+        if isinstance(func, cst.Attribute):
+            self.expr(func.value, frame, order, path, acc, seen, bound)
+        for arg in node.args:
+            if _dotted(arg.value) and self.module_of(self.text(arg.value, frame)) is not None:
+                acc.complete = False  # a module handed to an unknown call may run there
+            self.expr(arg.value, frame, order, path, acc, seen, bound)
+
+    def bound_module(self, func, frame: _Frame) -> str | None:
+        """A helper's parameter that the caller filled with a module: ``def g_loss(D, x)``."""
+        if isinstance(func, cst.Name) and func.value in frame.bindings:
+            value, caller, _, _ = frame.bindings[func.value]
+            return self.module_of(self.text(value, caller))
+        return None
+
+    def helper(self, func, frame: _Frame) -> tuple[_Scope, bool] | None:
+        facts = self.facts
+        target = None
+        skip_self = False
+        if isinstance(func, cst.Name) and func.value in facts.functions:
+            target = facts.functions[func.value]
+        elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
+            cls = frame.scope.cls
+            target, skip_self = facts.methods.get((cls, func.attr.value)) if cls else None, True
+        scope = self._index.by_node.get(id(target)) if target is not None else None
+        return (scope, skip_self) if scope is not None else None
+
+    def inline(self, helper: tuple[_Scope, bool], call: cst.Call, frame: _Frame, order: int, path: tuple,
+               acc: _Acc, seen: set) -> None:
+        scope, skip_self = helper
+        marker = ("helper", id(scope.node))
+        if marker in seen:
+            acc.complete = False
+            return
+        params = list(scope.params[1:] if skip_self else scope.params)
+        bindings: dict = {}
+        for index, arg in enumerate(call.args):
+            if arg.star:
+                acc.complete = False
+                break
+            name = arg.keyword.value if arg.keyword else (params[index] if index < len(params) else None)
+            if name:
+                bindings[name] = (arg.value, frame, order, path)
+        inner = _Frame(scope, (), bindings, frame.depth + 1)
+        if not scope.returns:
+            acc.complete = False
+        for record in scope.returns:
+            if not record.no_grad:
+                self.expr(record.value, inner, record.order, record.path, acc, seen | {marker})
+
+
+def _reaching(records: list[_Assignment], order: int, path: tuple) -> list[_Assignment]:
+    """The assignments that can give a name its value at (order, path): the nearest one
+    that surely ran, plus conditional or additive ones after it. None before the use (the
+    value comes from an earlier iteration): all of them."""
+    before = sorted((r for r in records if r.order < order), key=lambda r: -r.order)
+    if not before:
+        return list(records)
+    chosen = []
+    for record in before:
+        chosen.append(record)
+        if record.kind == "set" and _dominates(record, path):
+            break
+    return chosen
+
+
+def _expression_children(node: cst.CSTNode):
+    for child in node.children:
+        if isinstance(child, cst.BaseExpression):
+            yield child
+        elif isinstance(child, (cst.Arg, cst.Element, cst.StarredElement, cst.DictElement, cst.StarredDictElement,
+                                cst.FormattedStringExpression)):
+            yield from _expression_children(child)
+        elif isinstance(child, (cst.BaseSlice, cst.SubscriptElement)):
+            continue
+
+
+def related(a: str, b: str) -> bool:
+    """Two module keys that share parameters: equal, or one a submodule of the other."""
+    return a == b or a.startswith((b + ".", b + "[")) or b.startswith((a + ".", a + "["))
+
+
+def loss_expression(call: cst.Call, text) -> cst.BaseExpression | None:
+    """The tensor a backward call differentiates: ``loss`` of ``loss.backward()``,
+    ``scaler.scale(loss).backward()``, ``accelerator.backward(loss)``,
+    ``self.manual_backward(loss)``, ``torch.autograd.backward(loss)``."""
+    func = call.func
+    if not isinstance(func, cst.Attribute):
+        return call.args[0].value if call.args else None
+    receiver = text(func.value)
+    last = receiver.rsplit(".", 1)[-1]
+    if func.attr.value == "manual_backward" or last in LOSS_ARGUMENT_RECEIVERS:
+        return call.args[0].value if call.args else None
+    return func.value
+
+
+def lightning_owners(parsed: ParsedModule, facts: ModuleFacts) -> dict[str, frozenset[str] | None]:
+    """``opt_g, opt_d = self.optimizers()`` mapped to the models of the optimizers that
+    ``configure_optimizers`` returns, in order."""
+    configure = [f for (_, n), f in facts.methods.items() if n == "configure_optimizers"]
+    if not configure:
+        return {}
+    finder = _LightningFinder(parsed)
+    parsed.module.visit(finder)
+    built = [_optimizer_owners(e, facts, parsed, configure[0]) for e in _returned_optimizers(configure[0])]
+    owners: dict[str, frozenset[str] | None] = {}
+    for names in finder.unpacked:
+        if len(names) == len(built):
+            for name, found in zip(names, built):
+                owners[facts.canon(name)] = found
+    return owners
+
+
+class _LightningFinder(cst.CSTVisitor):
+    def __init__(self, parsed: ParsedModule) -> None:
+        self.parsed = parsed
+        self.unpacked: list[list[str]] = []
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        value = node.value
+        if isinstance(value, cst.Call) and callee_name(value) == "optimizers" and len(node.targets) == 1:
+            target = node.targets[0].target
+            if isinstance(target, (cst.Tuple, cst.List)):
+                self.unpacked.append([squash(self.parsed.code(e.value)) for e in target.elements])
+
+
+def _returned_optimizers(func: cst.FunctionDef) -> list[cst.BaseExpression]:
+    class Returns(cst.CSTVisitor):
+        def __init__(self) -> None:
+            self.values: list[cst.BaseExpression] = []
+
+        def visit_Return(self, node: cst.Return) -> None:
+            if node.value is not None:
+                self.values.append(node.value)
+
+    finder = Returns()
+    func.visit(finder)
+    if len(finder.values) != 1:
+        return []
+    value = finder.values[0]
+    # `return [opt_g, opt_d], [sched]` or `return opt_g, opt_d` or `return [opt_g, opt_d]`
+    if isinstance(value, (cst.Tuple, cst.List)) and value.elements and isinstance(value.elements[0].value, (cst.Tuple, cst.List)):
+        value = value.elements[0].value
+    if isinstance(value, (cst.Tuple, cst.List)):
+        return [e.value for e in value.elements]
+    return []
+
+
+def _optimizer_owners(expr, facts: ModuleFacts, parsed: ParsedModule, func: cst.FunctionDef) -> frozenset[str] | None:
+    if isinstance(expr, cst.Call) and facts.is_factory(callee_name(expr)):
+        owners: set[str] = set()
+        for arg in expr.args:
+            found = facts.param_owners(squash(parsed.code(arg.value)))
+            if found:
+                owners |= found
+        return frozenset(owners) or None
+    if isinstance(expr, cst.Dict):  # {"optimizer": opt, ...}
+        return None
+    return facts.owners_of(squash(parsed.code(expr)))

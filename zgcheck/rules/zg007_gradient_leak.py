@@ -1,0 +1,140 @@
+"""ZG007 gradient-leak: a step applies gradients another optimizer's loss left behind."""
+from __future__ import annotations
+
+from typing import Iterator
+
+from zgcheck.diagnostics import Diagnostic, Fix
+from zgcheck.events import Event, Region
+from zgcheck.leaks import Leak, find_leaks
+from zgcheck.ordering import zero_effect
+from zgcheck.reach import ReachFinder
+from zgcheck.rules.base import Rule, RuleContext, cite
+
+EXPLANATION = """\
+What it does
+  Finds an optimizer whose step() applies gradients that a backward() meant for
+  another optimizer wrote into its parameters: the other optimizer stepped after that
+  backward, and nothing cleared this optimizer's gradients before its own step.
+
+Why it hurts training
+  In a GAN the generator's loss runs through the discriminator (`D(G(z))`), in
+  actor-critic code the actor's loss runs through the critic (`Q(s, pi(s))`). Their
+  backward() fills the .grad of both networks. When the second network was zeroed
+  before that backward (both optimizers zeroed at the top of the iteration, or each
+  right after its own step), its next step adds the other loss's gradient to its own:
+  the discriminator is pushed to help the generator, the critic to flatter the actor.
+  Nothing errors; training is just worse, and the leaked gradient can be as large as
+  the network's own.
+
+Bad
+  for real in loader:
+      opt_g.zero_grad()
+      opt_d.zero_grad()
+      g_loss = bce(D(G(z)), ones)          # reaches G and D
+      g_loss.backward()
+      opt_g.step()
+      d_loss = bce(D(real), ones) + bce(D(G(z).detach()), zeros)
+      d_loss.backward()
+      opt_d.step()                         # ZG007: also applies g_loss's gradient
+
+Good
+  for real in loader:
+      opt_g.zero_grad()
+      g_loss = bce(D(G(z)), ones)
+      g_loss.backward()
+      opt_g.step()
+      opt_d.zero_grad()                    # clears what g_loss left in D
+      d_loss = bce(D(real), ones) + bce(D(G(z).detach()), zeros)
+      d_loss.backward()
+      opt_d.step()
+
+  Also correct: freezing D during the generator's pass (`D.requires_grad_(False)`,
+  `set_requires_grad(D, False)`, Lightning's `toggle_optimizer(opt_g)`), and one joint
+  loss whose optimizers all step before the next backward (encoder + decoder).
+  Not reported: code where it cannot be seen which networks a loss runs through
+  (modules handed in from elsewhere).
+
+How the fix works
+  The optimizer's zero is moved to right before its first backward after the other
+  optimizer's step (or, when its zero sits at the top of the iteration or also clears
+  other optimizers, a new `opt.zero_grad()` is inserted there). The fix is safe when
+  the zero, that backward and the other step are in the same block and the optimizer
+  was built in the file; otherwise it is unsafe.
+"""
+
+
+def check(ctx: RuleContext) -> Iterator[Diagnostic]:
+    if ctx.parsed is None:
+        return
+    reach = ReachFinder(ctx.parsed, ctx.facts)
+    for region in ctx.regions:
+        for key, leaks in find_leaks(region, ctx.facts, reach).items():
+            by_step: dict[int, list[Leak]] = {}
+            for leak in leaks:
+                by_step.setdefault(leak.step, []).append(leak)
+            for step_id in sorted(by_step):
+                # Name the too-early zero when some path has one (the first iteration has none).
+                first = min(by_step[step_id], key=lambda l: (l.zero is None, l.backward, l.other_step, l.zero or 0))
+                yield _diagnostic(ctx, region, key, first, reach)
+
+
+def _diagnostic(ctx: RuleContext, region: Region, key: str, leak: Leak, reach: ReachFinder) -> Diagnostic:
+    events = region.events
+    step, backward, other = events[leak.step], events[leak.backward], events[leak.other_step]
+    zero = events.get(leak.zero) if leak.zero is not None else None
+    if zero is not None:
+        why = f"{cite(zero)} ran before that backward, too early to clear them"
+    else:
+        why = f"nothing resets {key}'s gradients between {cite(other)} and this step"
+    message = (
+        f"{cite(step)} applies gradients that {cite(backward)} wrote into {key}'s parameters for "
+        f"{cite(other)}: {why}; zero {key}'s gradients after {other.text} and before its own backward"
+    )
+    return ctx.diagnostic("ZG007", step, message, key, (zero, backward, other, step),
+                          fix=_fix(ctx, region, key, leak, reach))
+
+
+def _fix(ctx: RuleContext, region: Region, key: str, leak: Leak, reach: ReachFinder) -> Fix | None:
+    events = region.events
+    step, other = events[leak.step], events[leak.other_step]
+    target = _first_backward_after(region, key, other, step, reach)
+    if target is None or not step.target:
+        return None
+    zero = events.get(leak.zero) if leak.zero is not None else None
+    keys = {e.opt for e in events.values() if e.kind == "step" and e.opt}
+    moved = zero if zero is not None and _movable(ctx, zero, key, keys, other, step) else None
+    return ctx.fixes.zero_before_backward(target, moved, other, f"{step.target}.zero_grad()", step.opt)
+
+
+def _movable(ctx: RuleContext, zero: Event, key: str, keys: set, other: Event, step: Event) -> bool:
+    """Move (rather than add) a zero that clears only ``key`` and does not sit at the top
+    of the iteration (before the other optimizer's phase), where it may guard more."""
+    if zero.weak or zero.unknown or (zero.opt is None and not zero.models):
+        return False
+    if any(zero_effect(zero, k, ctx.facts) is not None for k in keys if k != key):
+        return False
+    return zero.line > other.line or zero.line > step.line
+
+
+def _first_backward_after(region: Region, key: str, other: Event, step: Event, reach: ReachFinder) -> Event | None:
+    """X's first backward after Y's step, in loop order (wrapping to the iteration's top)."""
+    keys = [e.opt for e in region.events.values() if e.kind == "step" and e.opt]
+    candidates = [e for e in region.events.values() if e.kind == "backward" and key in reach.optimizers(e, keys)]
+
+    def distance(event: Event) -> tuple[int, int]:
+        return (0 if event.line > other.line else 1, event.line)
+
+    ordered = sorted(candidates, key=distance)
+    for event in ordered:
+        if distance(event) <= distance(step):
+            return event
+    return None
+
+
+RULE = Rule(
+    code="ZG007",
+    name="gradient-leak",
+    summary="An optimizer steps on gradients that another optimizer's loss left in its parameters",
+    explanation=EXPLANATION,
+    check=check,
+)
