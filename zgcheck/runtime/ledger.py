@@ -91,10 +91,16 @@ class Param:
 
 
 def is_zero(tensor) -> bool:
-    """All zero (a cleared gradient); False when that cannot be told."""
+    """All zero (a cleared gradient); False when that cannot be told. A few strided values
+    are looked at first: a real gradient shows a non-zero one at once, and a full pass over a
+    large gradient costs about as much as an optimizer's elementwise update."""
     try:
         if tensor.is_sparse:
             tensor = tensor.coalesce().values()
+        if tensor.is_contiguous() and tensor.numel() > 64:
+            flat = tensor.view(-1)
+            if bool(flat[:: flat.numel() // 32].any()):
+                return False
         return not bool(tensor.any())
     except (RuntimeError, TypeError, NotImplementedError):
         return False
@@ -114,6 +120,7 @@ class Ledger:
     def __init__(self, track: Callable[[object], Param], sink: Callable[[F.Finding], None], exact: bool) -> None:
         self.track, self.sink, self.exact = track, sink, exact
         self.seq = 0
+        self.params: dict[int, Param] = {}  # filled by ``track``
         self.grads: dict[int, Grad] = {}
         self.zeros: dict[int, Mark] = {}  # parameter id -> the last zero_grad() that covered it
         self.suspect: dict[int, bool] = {}  # optimizer id -> its last step lost same-site micro-batches
@@ -249,6 +256,17 @@ class Ledger:
         mark = self._mark(site)
         for p in params:
             self.zeros[id(p)] = mark
+
+    def cleared(self, params) -> None:
+        """`zero_grad()` just cleared ``params``: what their gradients held is gone."""
+        for p in params:
+            param = self.params.get(id(p))
+            if param is None or param.ref() is not p:
+                continue
+            grad = self._lookup(p.grad)
+            if grad is not None:
+                grad.live, grad.assigned, grad.version = [], False, p.grad._version
+            param.grad = grad
 
     def _join(self, opt: int, mark: Mark) -> Burst:
         if self.pending or self.burst is None:

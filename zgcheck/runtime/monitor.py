@@ -49,7 +49,7 @@ class Monitor:
         self.torch = torch
         self.collector = Collector(warn)
         self.ledger = Ledger(self.track, self.collector.add, exact)
-        self.params: dict[int, Param] = {}
+        self.params = self.ledger.params
         self.walked: set[Site] = set()
         self.step_counts: dict[int, int] = {}
         self.depth = 0
@@ -138,8 +138,11 @@ class Monitor:
     def _zero_grad(self, params_of: Callable) -> Callable:
         def make(original: Callable) -> Callable:
             def zero_grad(obj, *args, **kwargs):
-                self.ledger.zeroed(params_of(obj), _site())
-                return original(obj, *args, **kwargs)
+                params = list(params_of(obj))
+                self.ledger.zeroed(params, _site())
+                result = original(obj, *args, **kwargs)
+                self.ledger.cleared(params)  # known clean: no need to look at their content later
+                return result
 
             return zero_grad
 

@@ -11,9 +11,9 @@ def judge(ledger: Ledger, opt: int, mark: Mark, burst: Burst, params: list[tuple
     """Report what the step of optimizer ``opt`` at ``mark`` applies that it should not, or misses."""
     ids = {id(p) for _, p in params}
     due = [b for b in burst.backwards if opt not in b.applied and b.touched & ids]
-    present, assigned = _present(ledger, params, look=False)
-    if due and all(b in present for b in due) and _probe_cleared(params, present, due):
-        present, assigned = _present(ledger, params, look=True)
+    present, assigned, held = _present(ledger, params, look=False)
+    if due and all(b in present for b in due) and _probe_cleared(held, due):
+        present, assigned, held = _present(ledger, params, look=True)
     stale = [b for b in present if opt in b.applied and b.site is not None]
     leaked = [b for b in present if opt not in b.applied and b.site is not None
               and b.burst is not None and opt not in b.burst.steps]
@@ -27,32 +27,28 @@ def judge(ledger: Ledger, opt: int, mark: Mark, burst: Burst, params: list[tuple
         b.applied.setdefault(opt, mark)
 
 
-def _present(ledger: Ledger, params, look: bool) -> tuple[dict[Backward, Grad], bool]:
-    """Backward passes whose contributions the step sees (with the tensor holding each), and
-    whether some gradient was put there by user code rather than by a backward."""
+def _present(ledger: Ledger, params, look: bool) -> tuple[dict[Backward, Grad], bool, list[tuple[object, Grad]]]:
+    """Backward passes whose contributions the step sees (with the tensor holding each), whether
+    some gradient was put there by user code rather than by a backward, and each gradient."""
     present: dict[Backward, Grad] = {}
     assigned = False
+    held = []
     for param, p in params:
         grad = ledger.resolve(param, p.grad, look=look)
         if grad is not None:
+            held.append((p.grad, grad))
             assigned = assigned or grad.assigned
             for b in grad.live:
                 present.setdefault(b, grad)
-    return present, assigned
+    return present, assigned, held
 
 
-def _probe_cleared(params, present: dict[Backward, Grad], due: list[Backward]) -> bool:
+def _probe_cleared(held: list[tuple[object, Grad]], due: list[Backward]) -> bool:
     """Is the smallest gradient holding a due contribution all zero? A `.data.zero_()` between
-    backward and step moves no version counter; one tiny look tells whether to look at all."""
-    holders = [(p.grad.numel(), i) for i, (_, p) in enumerate(params)
-               if p.grad is not None and any(b in due for b in _live(present, p.grad))]
-    if not holders:
-        return False
-    return is_zero(params[min(holders)[1]][1].grad)
-
-
-def _live(present: dict[Backward, Grad], tensor) -> list[Backward]:
-    return next((g.live for g in present.values() if g.ref() is tensor), [])
+    backward and step moves no version counter; one look at a small tensor (a bias, as a
+    rule) tells whether to look at all of them."""
+    holders = [(tensor.numel(), i) for i, (tensor, grad) in enumerate(held) if any(b in due for b in grad.live)]
+    return bool(holders) and is_zero(held[min(holders)[1]][0])
 
 
 def _stale(ledger: Ledger, opt: int, mark: Mark, ids: set[int], stale: list[Backward], fresh: list[Backward],
