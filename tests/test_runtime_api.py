@@ -165,3 +165,16 @@ def test_runner_from_the_command_line(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "zgcheck.runtime", "nope.py"], capture_output=True, text=True,
                              cwd=tmp_path)
     assert missing.returncode == 2 and "can't open file" in missing.stderr
+
+
+def test_an_internal_error_stops_the_checks_but_never_the_training(monkeypatch):
+    from zgcheck.runtime.ledger import Ledger
+
+    def broken(*args, **kwargs):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(Ledger, "after", broken)
+    with pytest.warns(RuntimeWarning, match="stopped checking after an internal error: KeyError"):
+        with runtime.watch(warn=False):
+            _train(bug=True)
+    assert runtime.report() == []

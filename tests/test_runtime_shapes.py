@@ -246,6 +246,13 @@ BUGS = {
             if (i + 1) % 4 == 0:
                 optimizer.step()
     """),
+    "zero_inside_micro_batch_loop": ("ZG004", "optimizer.step()", """
+        for x, y in batches:
+            for micro_x, micro_y in zip(x.chunk(4), y.chunk(4)):
+                optimizer.zero_grad()
+                (loss_of(micro_x, micro_y) / 4).backward()
+            optimizer.step()
+    """),
     "closure_without_zero": ("ZG005", "optimizer.step(closure)", """
         optimizer = torch.optim.LBFGS(model.parameters(), max_iter=4)
         x, y = batches[0]

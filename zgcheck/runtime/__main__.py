@@ -74,8 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     if not options.module and not os.path.exists(options.script):
         print(f"python -m zgcheck.runtime: can't open file {options.script!r}", file=sys.stderr)
         return 2
-    with runtime.watch(exact=options.exact):
+    try:
+        runtime.enable(exact=options.exact)
+    except RuntimeError as error:  # no torch
+        print(f"python -m zgcheck.runtime: {error}", file=sys.stderr)
+        return 2
+    try:
         code = run(options.script, options.args, options.module)
+    finally:
+        runtime.disable()
     findings = runtime.report()
     stream = open(options.output_file, "w", encoding="utf-8") if options.output_file else sys.stdout
     try:

@@ -8,21 +8,25 @@
   leaves to hook (later passes from the same site do not walk);
 - `Optimizer.zero_grad` / `Module.zero_grad`: only to name the zero's line in messages;
 - `GradScaler.step`: a step it skips on inf/nan gradients uses up the backward passes.
-Everything is undone by `uninstall()`.
+Everything is undone by `uninstall()`. A bookkeeping error never breaks the training run:
+it is reported once as a RuntimeWarning and the checks stop (`broken`).
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 from zgcheck.runtime.findings import Collector
-from zgcheck.runtime.ledger import Ledger, Param
+from zgcheck.runtime.ledger import Ledger
 from zgcheck.runtime.sites import Site, user_site
+from zgcheck.runtime.state import Param
 
 UNKNOWN = Site("<unknown>", 0, 0)
 
 
-def _site(skip: int = 1) -> Site:
-    return user_site(skip + 1) or UNKNOWN
+def _site() -> Site:
+    """The user's frame that led here (zgcheck's and torch's own frames are skipped)."""
+    return user_site() or UNKNOWN
 
 
 def _leaves(roots) -> list:
@@ -53,7 +57,19 @@ class Monitor:
         self.walked: set[Site] = set()
         self.step_counts: dict[int, int] = {}
         self.depth = 0
+        self.broken = False
         self._undo: list[Callable[[], None]] = []
+
+    def _safely(self, fn: Callable, *args) -> None:
+        """Run a bookkeeping call; on an internal error, warn once and stop checking."""
+        if self.broken:
+            return
+        try:
+            fn(*args)
+        except Exception as error:  # the user's training must go on whatever happens here
+            self.broken = True
+            warnings.warn(f"zgcheck.runtime stopped checking after an internal error: {error!r}",
+                          RuntimeWarning, stacklevel=3)
 
     # -- install / uninstall ------------------------------------------------------------------
 
@@ -92,8 +108,8 @@ class Monitor:
         if not param.handles and tensor.requires_grad and tensor.is_leaf:
             ledger = self.ledger
             param.handles = [
-                tensor.register_hook(lambda incoming, param=param: ledger.before(param, incoming)),
-                tensor.register_post_accumulate_grad_hook(lambda t, param=param: self._after(param, t)),
+                tensor.register_hook(lambda incoming, param=param: self._safely(ledger.before, param, incoming)),
+                tensor.register_post_accumulate_grad_hook(lambda t, param=param: self._safely(self._after, param, t)),
             ]
         return param
 
@@ -105,7 +121,7 @@ class Monitor:
             if self.ledger.pending and self.ledger.pending[-1].task == task and task != -1:
                 self.ledger.current = self.ledger.pending[-1]
             else:
-                self.ledger.begin_backward(_site(2), task)
+                self.ledger.begin_backward(_site(), task)
             self.ledger.after(param, tensor)
             self.ledger.current = None
             return
@@ -117,43 +133,51 @@ class Monitor:
         def backward(tensors, *args, **kwargs):
             if self.depth:  # reentrant (checkpointing): part of the outer backward
                 return original(tensors, *args, **kwargs)
-            site = _site()
-            if site not in self.walked:
-                self.walked.add(site)
-                roots = [tensors] if isinstance(tensors, self.torch.Tensor) else list(tensors)
-                inputs = kwargs.get("inputs")
-                extra = [inputs] if isinstance(inputs, self.torch.Tensor) else list(inputs or ())
-                for leaf in _leaves(roots) + extra:
-                    self.track(leaf)
-            self.ledger.begin_backward(site)
+            self._safely(self._begin_backward, tensors, kwargs.get("inputs"))
             self.depth += 1
             try:
                 return original(tensors, *args, **kwargs)
             finally:
                 self.depth -= 1
-                self.ledger.end_backward()
+                self._safely(self.ledger.end_backward)
 
         return backward
+
+    def _begin_backward(self, tensors, inputs) -> None:
+        site = _site()
+        if site not in self.walked:  # hook what this call site's graph reaches, once
+            self.walked.add(site)
+            torch = self.torch
+            roots = [tensors] if isinstance(tensors, torch.Tensor) else list(tensors)
+            extra = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs or ())
+            for leaf in _leaves(roots) + extra:
+                self.track(leaf)
+        self.ledger.begin_backward(site)
 
     def _zero_grad(self, params_of: Callable) -> Callable:
         def make(original: Callable) -> Callable:
             def zero_grad(obj, *args, **kwargs):
-                params = list(params_of(obj))
-                self.ledger.zeroed(params, _site())
+                params: list = []
+                self._safely(self._zeroed, obj, params_of, params)
                 result = original(obj, *args, **kwargs)
-                self.ledger.cleared(params)  # known clean: no need to look at their content later
+                # Known clean now: their content need not be looked at later.
+                self._safely(self.ledger.cleared, params)
                 return result
 
             return zero_grad
 
         return make
 
+    def _zeroed(self, obj, params_of: Callable, params: list) -> None:
+        params.extend(params_of(obj))
+        self.ledger.zeroed(params, _site())
+
     def _scaler_step(self, original: Callable) -> Callable:
         def step(scaler, optimizer, *args, **kwargs):
             before = self.step_counts.get(id(optimizer), 0)
             result = original(scaler, optimizer, *args, **kwargs)
-            if self.step_counts.get(id(optimizer), 0) == before:
-                self.ledger.step_skipped(optimizer, _site())
+            if self.step_counts.get(id(optimizer), 0) == before:  # inf/nan: the scaler skipped it
+                self._safely(self.ledger.step_skipped, optimizer, _site())
             return result
 
         return step
@@ -164,10 +188,10 @@ class Monitor:
         self.step_counts[id(optimizer)] = self.step_counts.get(id(optimizer), 0) + 1
         # torch passes the optimizer itself as args[0]; a closure is the next argument.
         closure = args[1] if len(args) > 1 else kwargs.get("closure")
-        self.ledger.step_begin(optimizer, _site(), closure is not None)
+        self._safely(self.ledger.step_begin, optimizer, _site(), closure is not None)
 
     def _step_post(self, optimizer, args, kwargs) -> None:
-        self.ledger.step_end(optimizer)
+        self._safely(self.ledger.step_end, optimizer)
 
 
 def _optimizer_params(optimizer) -> list:

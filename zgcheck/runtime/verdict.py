@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from zgcheck.runtime import findings as F
-from zgcheck.runtime.ledger import Backward, Burst, Grad, Ledger, Mark, Param, is_zero
+from zgcheck.runtime.state import Backward, Burst, Grad, Mark, Param, is_zero
+
+if TYPE_CHECKING:
+    from zgcheck.runtime.ledger import Ledger
 
 
 def judge(ledger: Ledger, opt: int, mark: Mark, burst: Burst, params: list[tuple[Param, object]]) -> None:
