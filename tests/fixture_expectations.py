@@ -18,7 +18,8 @@ def expected(text: str) -> list[tuple[int, str]]:
 
 
 def fixture_files() -> list[Path]:
-    skip = {"fix", "problems", "notebooks", "projects"}
+    # projects/: checked as trees; runtime/: checked by running them (test_runtime_fixtures)
+    skip = {"fix", "problems", "notebooks", "projects", "runtime"}
     return sorted(p for p in ROOT.rglob("*.py") if not (set(p.relative_to(ROOT).parts) & skip))
 
 
