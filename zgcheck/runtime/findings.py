@@ -83,12 +83,19 @@ def _share(share: float | None, what: str) -> str:
     return "" if share is None else f" ({what}: {share:.0%} of the gradient's norm)"
 
 
+def _outside(zero: Site, step: Site) -> bool:
+    """The reset sits in an enclosing block (before the loop, in an epoch loop): it is
+    indented less than the step. A reset under a condition inside the loop is not."""
+    return zero.filename == step.filename and zero.column < step.column
+
+
 def stale(step: Site, backward: Site, earlier: Site, zero: Site | None, zeroed_since: bool,
           aliased: bool, repeated: bool, share: float | None = None) -> Finding:
     """A step applies contributions an earlier step of the same optimizer already applied.
 
     ZG003 when resets do run but backward + step repeat without one (``repeated``: fresh
-    contributions came with the stale ones), as when the only reset is outside the loop."""
+    contributions came with the stale ones) and the reset sits outside the step's block, as
+    when the only reset is outside the loop; a reset under a condition inside it is ZG001."""
     if earlier == step:
         message = (f"{step.label()} applies again gradients that {backward.label(step)} produced for one of "
                    "its earlier runs")
@@ -100,7 +107,7 @@ def stale(step: Site, backward: Site, earlier: Site, zero: Site | None, zeroed_s
     if aliased:
         message += (": its .grad is another tensor's gradient (p._grad = q.grad), and nothing clears that "
                     "tensor's gradient")
-    elif zero is not None and not zeroed_since and repeated:
+    elif zero is not None and not zeroed_since and repeated and _outside(zero, step):
         code = "ZG003"
         message += f": the last reset, {zero.label(step)}, ran before that step and not again"
     else:
