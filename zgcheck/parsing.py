@@ -8,6 +8,9 @@ from zgcheck.diagnostics import FileProblem
 
 if TYPE_CHECKING:  # LibCST is imported lazily: a run over files without loops never pays for it
     import ast
+    from typing import Mapping
+
+    from zgcheck.prefilter import EventScan
 
     import libcst as cst
     from libcst.metadata import CodeRange
@@ -28,6 +31,8 @@ class ParsedModule:
     counting newlines in plain generated code)."""
 
     module: "cst.Module"
+    # The real text when LibCST parsed a sliced copy (some functions blanked out).
+    source: str | None = None
     positions: "dict[cst.CSTNode, CodeRange]" = field(default_factory=dict)
     _codes: "dict[cst.CSTNode, str]" = field(default_factory=dict, repr=False)
     _pending: "list[tuple[cst.CSTNode, int, str]] | None" = field(default=None, repr=False)
@@ -42,7 +47,7 @@ class ParsedModule:
     @property
     def text(self) -> str:
         """The whole module's source (LibCST's `Module.code` regenerates it on every call)."""
-        return self.code(self.module)
+        return self.source if self.source is not None else self.code(self.module)
 
     def start(self, node: "cst.CSTNode") -> tuple[int, int]:
         pos = self._range(node).start
@@ -111,12 +116,6 @@ def _provider_positions(module: "cst.Module", stmt: "cst.CSTNode", offset: int) 
             for node, r in ranges.items()}
 
 
-# Every finding needs a step (`O.step()`, `scaler.step(O)`, `xm.optimizer_step(O)`) or a
-# manual update reading `p.grad`; all of them are attribute accesses with these names.
-# `.zero_grad` too: with a reset in the file, a rule can fire through a helper of another
-# module that runs the backward and the step (a loss scaler's __call__).
-EVENT_ATTRIBUTES = frozenset({"step", "optimizer_step", "grad", "zero_grad"})
-
 # LibCST's parser slows down quadratically on long operator chains (4,000 `a + a + ...`
 # take 6 s) and its native code overflows the C stack near 8,000; real code stays far
 # below 1,000 levels. It analyses about 10,000 nodes a second: 150,000 is ~15 s.
@@ -126,20 +125,30 @@ MAX_NODES = 150_000
 
 @dataclass(frozen=True)
 class Precheck:
-    """What CPython's parser says before LibCST is asked: can a rule fire at all, and is
-    the tree within the limits LibCST handles?"""
+    """What CPython's parser says before LibCST is asked: can a rule fire at all, is the
+    tree within the limits LibCST handles, and which text LibCST needs to see (``sliced``:
+    the source with the functions no analysis can need blanked out, same line and column
+    numbers; None for the whole text)."""
 
     has_events: bool
     problem: FileProblem | None = None
+    sliced: str | None = None
 
 
-def precheck(filename: str, text: str) -> Precheck:
-    """One CPython parse (about 5x faster than LibCST) and one walk: whether any `.step` /
-    `.optimizer_step` / `.grad` attribute exists (words in comments, strings and parameter
-    names no longer cost a LibCST parse), and the tree's size and depth. Code CPython cannot
+def precheck(filename: str, text: str, helpers: "Mapping[str, frozenset[str]] | None" = None,
+             factories: frozenset[str] = frozenset()) -> Precheck:
+    """One CPython parse (about 5x faster than LibCST), a walk of its statements and of
+    the expressions on lines with event words: does some function (or the top level), with
+    the module's functions it names, hold a backward call and a step or a manual update
+    (:mod:`zgcheck.prefilter`)? Words in comments and strings, `scheduler.step()` in a file
+    without backward, `.grad` reads in autograd code cost no LibCST parse. ``helpers`` names
+    callables defined elsewhere with the event kinds their calls hold; ``factories`` the
+    configured optimizer factories (they decide which functions slicing keeps). Code CPython cannot
     parse goes on to LibCST, which decides and reports the problem."""
     import ast
     import warnings
+
+    from zgcheck.prefilter import EventScan
 
     try:
         with warnings.catch_warnings():  # "invalid escape sequence" and the like are not ours to print
@@ -151,21 +160,76 @@ def precheck(filename: str, text: str) -> Precheck:
         return Precheck(True, _too_deep(filename))
     except ValueError as err:
         return Precheck(True, FileProblem(filename, "syntax", f"cannot parse: {err}"))
-    nodes, depth, events = _shape(tree)
-    if not events:
-        return Precheck(False)
+    try:
+        scan = EventScan(text, tree, helpers, factories)
+        if not scan.can_fire() and not _fires_with_project(scan, filename):
+            return Precheck(False)
+        sliced, removed = scan.sliced() if "\r" not in text else (None, set())
+    except RecursionError:
+        return Precheck(True, _too_deep(filename))
+    problem = _over_limits(filename, tree, removed)
+    return Precheck(True, problem) if problem else Precheck(True, sliced=sliced)
+
+
+def limits(filename: str, text: str) -> FileProblem | None:
+    """Why LibCST must not be given ``text`` (too deep, too large, unparsable), or None;
+    for a module parsed whatever its events (a helper of another module)."""
+    import ast
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text, filename)
+    except SyntaxError:
+        return None  # LibCST decides
+    except (RecursionError, MemoryError):
+        return _too_deep(filename)
+    except ValueError as err:
+        return FileProblem(filename, "syntax", f"cannot parse: {err}")
+    return _over_limits(filename, tree, set())
+
+
+def _over_limits(filename: str, tree: "ast.AST", removed: "set[int]") -> FileProblem | None:
+    nodes, depth = _shape(tree, removed)
     if depth > MAX_DEPTH:
-        return Precheck(True, _too_deep(filename, f" (more than {MAX_DEPTH:,} levels)"))
+        return _too_deep(filename, f" (more than {MAX_DEPTH:,} levels)")
     if nodes > MAX_NODES:
-        problem = FileProblem(filename, "limit", f"file is too large to analyse (more than {MAX_NODES:,} syntax nodes); skipped")
-        return Precheck(True, problem)
-    return Precheck(True)
+        return FileProblem(filename, "limit", f"file is too large to analyse (more than {MAX_NODES:,} syntax nodes); skipped")
+    return None
 
 
-def parse(filename: str, text: str) -> ParsedModule | FileProblem:
-    """Parse ``text`` with LibCST (call :func:`precheck` first: it guards the limits)."""
+def _fires_with_project(scan: "EventScan", filename: str) -> bool:
+    """Can a function that holds some event fire with the helpers it names from other
+    modules of the project (a loss scaler whose `__call__` runs backward and step)? Only
+    for a file on disk, as the analysis resolves such calls only there."""
+    import os
+
+    if not os.path.isfile(filename) or not scan.partial():
+        return False
+    from zgcheck.prefilter import module_index
+    from zgcheck.project import project
+
+    found = project()
+    helpers = scan.external_helpers(lambda module, level: found.find(filename, module, level), module_index)
+    if not helpers:
+        return False
+    scan.with_helpers(helpers)
+    return scan.can_fire()
+
+
+def parse(filename: str, text: str, sliced: str | None = None) -> ParsedModule | FileProblem:
+    """Parse ``text`` with LibCST (call :func:`precheck` first: it guards the limits).
+
+    With ``sliced`` (the same text with some functions blanked out, from precheck) LibCST
+    parses that; :attr:`ParsedModule.text` stays the real text."""
     import libcst as cst
 
+    if sliced is not None:
+        try:
+            return ParsedModule(cst.parse_module(sliced), source=text)
+        except (cst.ParserSyntaxError, RecursionError):
+            pass  # never expected: the whole text decides
     try:
         module = cst.parse_module(text)
     except cst.ParserSyntaxError as exc:
@@ -175,19 +239,19 @@ def parse(filename: str, text: str) -> ParsedModule | FileProblem:
     return ParsedModule(module)
 
 
-def _shape(tree: "ast.AST") -> tuple[int, int, bool]:
-    """Node count, depth and whether an event attribute occurs, without recursion (the
-    tree may be very deep)."""
+def _shape(tree: "ast.AST", skip: "set[int]") -> tuple[int, int]:
+    """Node count and depth of what LibCST will see (nodes whose id is in ``skip`` are
+    blanked out), without recursion (the tree may be very deep)."""
     import ast
 
-    nodes, deepest, events, stack = 0, 0, False, [(tree, 1)]
+    nodes, deepest, stack = 0, 0, [(tree, 1)]
     while stack:
         node, depth = stack.pop()
         nodes += 1
-        deepest = max(deepest, depth)
-        events = events or (isinstance(node, ast.Attribute) and node.attr in EVENT_ATTRIBUTES)
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
-    return nodes, deepest, events
+        if depth > deepest:
+            deepest = depth
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node) if id(child) not in skip)
+    return nodes, deepest
 
 
 def _too_deep(filename: str, detail: str = "") -> FileProblem:

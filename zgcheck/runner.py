@@ -26,7 +26,7 @@ def analyse_text(text: str, filename: str, settings: Settings,
     resolved; ``used`` receives the files read for that (path -> content hash)."""
     from zgcheck.parsing import precheck
 
-    checked = precheck(filename, text)
+    checked = precheck(filename, text, factories=settings.optimizer_factories)
     if not checked.has_events:
         # No step and no .grad: no rule can fire, so LibCST is never imported. Only
         # unused `# noqa` directives (ZG100) can still be reported.
@@ -39,7 +39,7 @@ def analyse_text(text: str, filename: str, settings: Settings,
     from zgcheck.recognize import collect_facts
     from zgcheck.rules import RULES, RuleContext
 
-    parsed = checked.problem or parse(filename, text)
+    parsed = checked.problem or parse(filename, text, checked.sliced)
     if isinstance(parsed, FileProblem):
         return [], [parsed]
     facts = collect_facts(parsed, settings.optimizer_factories, settings.zeroing_engines)
