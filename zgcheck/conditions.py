@@ -20,6 +20,8 @@ import re
 
 import libcst as cst
 
+from zgcheck.cstwalk import walk as walk_cst
+
 SWITCH = "switch"
 ITERATION = "iteration"
 UNKNOWN = "unknown"
@@ -131,5 +133,5 @@ def assigned_names(nodes) -> frozenset[str]:
     """Every name a sequence of statements (or one loop statement) assigns."""
     visitor = _Assigned()
     for node in nodes:
-        node.visit(visitor)
+        walk_cst(node, visitor)
     return frozenset(visitor.names)
