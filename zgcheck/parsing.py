@@ -16,9 +16,20 @@ if TYPE_CHECKING:  # LibCST is imported lazily: a run over files without loops n
     from libcst.metadata import CodeRange
 
 
-# Top-level statements whose text holds none of these words are unlikely to be asked for
-# positions; they are resolved only if a position inside them is requested after all.
-RELEVANT_WORDS = ("step", "grad", "backward")
+# A class longer than this is not resolved at once: its statements become units of their
+# own (a test module of one 10,000-line class, with one training loop in one method).
+SPLIT_LINES = 60
+
+
+@dataclass
+class _Unit:
+    """A statement whose positions are resolved together: its text starts after ``offset``
+    lines, inside blocks indented by ``indents``."""
+
+    node: "cst.CSTNode"
+    offset: int
+    indents: tuple[str, ...]
+    text: str
 
 
 @dataclass
@@ -27,15 +38,16 @@ class ParsedModule:
 
     LibCST's PositionProvider regenerates the whole module with position tracking, about
     8x the cost of plain code generation. Positions are therefore resolved lazily, one
-    top-level statement at a time, shifted by that statement's first line (found by
-    counting newlines in plain generated code)."""
+    statement at a time, starting at that statement's first line (found by counting
+    newlines in plain generated code): only statements whose text holds the first line
+    of the node asked for are resolved, and a long class is split into its statements."""
 
     module: "cst.Module"
     # The real text when LibCST parsed a sliced copy (some functions blanked out).
     source: str | None = None
     positions: "dict[cst.CSTNode, CodeRange]" = field(default_factory=dict)
     _codes: "dict[cst.CSTNode, str]" = field(default_factory=dict, repr=False)
-    _pending: "list[tuple[cst.CSTNode, int, str]] | None" = field(default=None, repr=False)
+    _pending: "list[_Unit] | None" = field(default=None, repr=False)
 
     def code(self, node: "cst.CSTNode") -> str:
         """Source text of ``node``; cached, as the analysis asks for the same nodes often."""
@@ -59,35 +71,82 @@ class ParsedModule:
 
     def _range(self, node: "cst.CSTNode") -> "CodeRange":
         found = self.positions.get(node)
-        if found is None:
-            self._resolve(relevant_only=True)
-            found = self.positions.get(node)
-        if found is None:
-            self._resolve(relevant_only=False)
-            found = self.positions[node]
-        return found
-
-    def _resolve(self, relevant_only: bool) -> None:
-        """Resolve positions of the pending top-level statements (relevant ones first)."""
+        if found is not None:
+            return found
         if self._pending is None:
             self._pending = self._statements()
-        keep = []
-        for stmt, offset, text in self._pending:
-            if relevant_only and not any(word in text for word in RELEVANT_WORDS):
-                keep.append((stmt, offset, text))
-                continue
-            self.positions.update(_statement_positions(self.module, stmt, offset))
-        self._pending = keep
+        key = _search_key(self.code(node))
+        while True:  # the units whose text holds the node's first line, one at a time
+            unit = next((u for u in self._pending if key in u.text), None)
+            if unit is None:
+                break
+            self._resolve_unit(unit)
+            found = self.positions.get(node)
+            if found is not None:
+                return found
+        while self._pending:  # not found by its text (never expected): everything
+            self._resolve_unit(self._pending[0])
+        return self.positions[node]
 
-    def _statements(self) -> "list[tuple[cst.CSTNode, int, str]]":
+    def _resolve_unit(self, unit: _Unit) -> None:
+        self._pending.remove(unit)
+        parts = self._split(unit)
+        if parts:
+            self._pending[:0] = parts
+            return
+        self.positions.update(_statement_positions(self.module, unit.node, unit.offset, unit.indents))
+
+    def _split(self, unit: _Unit) -> "list[_Unit]":
+        """The statements of a long class, each with its first line and indentation; the
+        class itself (its name, bases, decorators) stays a unit, resolved as a whole if
+        a position of its own is asked for."""
+        import libcst as cst
+
+        node = unit.node
+        if not isinstance(node, cst.ClassDef) or not isinstance(node.body, cst.IndentedBlock):
+            return []
+        total = _newlines(unit.text)
+        if total < SPLIT_LINES or not _can_seed_indentation():
+            return []
+        body = node.body
+        texts = [self.code(stmt) for stmt in body.body]
+        offset = unit.offset + total - sum(map(_newlines, texts)) - sum(_newlines(self.code(line)) for line in body.footer)
+        indents = unit.indents + (self.module.default_indent if body.indent is None else body.indent,)
+        parts = []
+        for stmt, text in zip(body.body, texts):
+            parts.append(_Unit(stmt, offset, indents, text))
+            offset += _newlines(text)
+        # The class itself (its name, bases, decorators): resolved whole, and first, if a
+        # position of its own is asked for ("" is found by no search key).
+        return [_Unit(node, unit.offset, unit.indents, "")] + parts
+
+    def _statements(self) -> "list[_Unit]":
         """Each top-level statement with the number of lines before its own text."""
         offset = sum(_newlines(self.code(line)) for line in self.module.header)
         result = []
         for stmt in self.module.body:
             text = self.code(stmt)
-            result.append((stmt, offset, text))
+            result.append(_Unit(stmt, offset, (), text))
             offset += _newlines(text)
         return result
+
+
+def _search_key(code: str) -> str:
+    """The first line of a node's code that holds more than punctuation, stripped (a
+    comment line above a statement belongs to it: it is searched for too)."""
+    for line in code.splitlines():
+        line = line.strip()
+        if len(line) > 3:
+            return line
+    return ""
+
+
+def _can_seed_indentation() -> bool:
+    try:
+        import zgcheck.positions  # noqa: F401
+    except ImportError:  # the slower fallback resolves whole top-level statements only
+        return False
+    return True
 
 
 def _newlines(text: str) -> int:
@@ -97,13 +156,14 @@ def _newlines(text: str) -> int:
     return text.count("\n") + text.count("\r") - text.count("\r\n")
 
 
-def _statement_positions(module: "cst.Module", stmt: "cst.CSTNode", offset: int) -> "dict":
-    """Positions inside one top-level statement whose text starts after ``offset`` lines."""
+def _statement_positions(module: "cst.Module", stmt: "cst.CSTNode", offset: int, indents: tuple[str, ...] = ()) -> "dict":
+    """Positions inside one statement whose text starts after ``offset`` lines, inside
+    blocks indented by ``indents`` (none for a top-level statement)."""
     try:
         from zgcheck.positions import statement_positions
     except ImportError:  # LibCST moved its internals: the public, slower way
         return _provider_positions(module, stmt, offset)
-    return statement_positions(module, stmt, offset + 1)
+    return statement_positions(module, stmt, offset + 1, indents)
 
 
 def _provider_positions(module: "cst.Module", stmt: "cst.CSTNode", offset: int) -> "dict":
