@@ -318,14 +318,20 @@ class EventScan:
         return [i for i, kinds in enumerate(self.reached()) if kinds and not rule_can_fire(kinds)]
 
     def external_helpers(self, find: "Callable[[str, int], str | None]",
-                         index: "Callable[[str], dict[str, set[str]]]") -> dict[str, frozenset[str]]:
+                         index: "Callable[[str, frozenset[str]], dict[str, set[str]]]") -> dict[str, frozenset[str]]:
         """Event kinds of the other modules' functions and classes that a partial scope
         names: an imported name, a name of an imported module, or a method of an imported
         base class of its class. ``find(module, level)`` is a module's file (None outside
-        the project); ``index(path)`` is :meth:`index` of that file."""
+        the project); ``index(path, need)`` is :meth:`index` of that file, or empty when its
+        bytes cannot offer the kinds in ``need``."""
         partial = self.partial()
         if not partial or not self.imports:
             return {}
+        reached = self.reached()
+        # What the other modules would have to offer: a backward where one is missing, a
+        # step or manual update where one is missing.
+        need = frozenset(("backward",) * any("backward" not in reached[i] for i in partial)
+                         + ("step",) * any(not reached[i] & {"step", "manual"} for i in partial))
         lines = self.text.split("\n")
         mentioned: set[str] = set()
         for i in partial:
@@ -341,7 +347,7 @@ class EventScan:
                 path = find(f"{module}.{name}" if module else name, level)
                 if path is None:
                     path = find(module, level)
-                    offered = index(path) if path else {}
+                    offered = index(path, need) if path else {}
                     if name in offered:
                         helpers.setdefault(local, set()).update(offered[name])
                     for method, kinds in offered.items():  # methods of an imported class
@@ -349,7 +355,7 @@ class EventScan:
                     continue
             else:
                 path = find(module, level)
-            for member, kinds in (index(path) if path else {}).items():
+            for member, kinds in (index(path, need) if path else {}).items():
                 helpers.setdefault(member, set()).update(kinds)
                 helpers.setdefault(local, set()).update(kinds)
         return {name: frozenset(kinds) for name, kinds in helpers.items() if kinds}
@@ -481,12 +487,18 @@ class EventScan:
 
 # ----- per process: what each module of the project offers ---------------------------
 MAX_INDEXED_BYTES = 1024 * 1024  # as project.MAX_MODULE_BYTES: helpers live in ordinary files
-_INDEX: dict[tuple[str, int, int], dict[str, set[str]]] = {}
+_OFFERS = {
+    "backward": re.compile(rb"\.[ \t\f\\\r\n]*(?:manual_)?backward[ \t\f\\\r\n]*\("),
+    "step": re.compile(rb"\.[ \t\f\\\r\n]*(?:(?:optimizer_)?step[ \t\f\\\r\n]*\(|grad\b)"),
+}
+_INDEX: dict[tuple[str, int, int], dict[str, set[str]] | None] = {}
+_BYTES: dict[tuple[str, int, int], frozenset[str]] = {}
 
 
-def module_index(path: str) -> dict[str, set[str]]:
+def module_index(path: str, need: frozenset[str] = frozenset(("backward", "step"))) -> dict[str, set[str]]:
     """:meth:`EventScan.index` of the module at ``path`` (cached per process and file
-    version); empty when it cannot be read, decoded or parsed."""
+    version); empty when its bytes cannot offer any kind in ``need`` (most imported
+    modules: no parse at all), or when it cannot be read, decoded or parsed."""
     import os
     import warnings
 
@@ -497,13 +509,18 @@ def module_index(path: str) -> dict[str, set[str]]:
     except OSError:
         return {}
     key = (path, info.st_mtime_ns, info.st_size)
-    found = _INDEX.get(key)
-    if found is not None:
-        return found
-    _INDEX[key] = {}  # an import cycle meets an empty index, not a recursion
-    if info.st_size > MAX_INDEXED_BYTES:
+    offers = _BYTES.get(key)
+    data = None
+    if offers is None:
+        data = read_bytes(path) if info.st_size <= MAX_INDEXED_BYTES else None
+        offers = _BYTES[key] = frozenset(k for k, p in _OFFERS.items() if isinstance(data, bytes) and p.search(data))
+    if not offers & need:
         return {}
-    data = read_bytes(path)
+    found = _INDEX.get(key)
+    if found is not None or key in _INDEX:
+        return found or {}
+    _INDEX[key] = None  # an import cycle meets an empty index, not a recursion
+    data = data if data is not None else read_bytes(path)
     source = decode(path, data) if isinstance(data, bytes) else data
     if not hasattr(source, "text"):
         return {}
