@@ -158,7 +158,7 @@ def _fact_callee(value: ast.AST | None) -> str | None:
         return ""
     t = type(value)
     if t is ast.Call:
-        return _callee(value) or ""
+        return _key(value.func) or _callee(value) or ""
     if t is ast.IfExp:
         body, orelse = _fact_callee(value.body), _fact_callee(value.orelse)
         return body if orelse is None else orelse if body is None else ""
@@ -427,7 +427,7 @@ class EventScan:
         if OTHER_FRAMEWORKS.search(self.text):
             return []
         reached = self.reached()
-        local = set(self.names) | self.classes | set(self.factories)
+        local = set(self.names) | self.classes | set(self.factories) | self.imports.keys()
         subtree_writes = [set(w) for w in self.writes]
         for scope, pending in enumerate(self.pending):
             subtree_writes[scope].update(key for key, callee in pending if self.carries_fact(callee, local))
@@ -447,11 +447,15 @@ class EventScan:
             candidates.difference_update(staying)
 
     @staticmethod
-    def carries_fact(callee: str, local: set[str]) -> bool:
-        """A value built by calling ``callee`` ("" for no call) may be a fact: an optimizer
-        class or factory (FACT_CALLEES), a function or class of this file, a configured
-        factory."""
-        return not callee or bool(FACT_CALLEES.search(callee)) or callee in local
+    def carries_fact(callee: str, local: "set[str]") -> bool:
+        """A value built by calling ``callee`` (its dotted name; "" for no call) may be a
+        fact: an optimizer class or factory (FACT_CALLEES), a function or class of this
+        file, a configured factory, or anything imported (an instance whose methods the
+        project resolution follows: `self.strategy = Strategy(...)`)."""
+        if not callee:
+            return True
+        last = callee.rsplit(".", 1)[-1]
+        return bool(FACT_CALLEES.search(last)) or last in local or callee.split(".", 1)[0] in local
 
     def _outermost(self, candidates: set[int]) -> list[int]:
         result = []
