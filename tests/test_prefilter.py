@@ -3,13 +3,15 @@ the functions no analysis needs without changing any result."""
 from __future__ import annotations
 
 import ast
+from pathlib import Path
 
 import pytest
-
 from fixture_expectations import fixture_files
-from zgcheck import check_source
+
+from zgcheck import check_source, runner
 from zgcheck.parsing import precheck
 from zgcheck.prefilter import EventScan
+from zgcheck.settings import Settings
 
 HELPER_SPLIT = """\
 def backward_pass(model, batch):
@@ -136,3 +138,22 @@ def test_slicing_changes_no_result(path, monkeypatch):
     _without_slicing(monkeypatch)
     whole = check_source(text, str(path))
     assert sliced == whole
+
+
+NATIVE = Path(__file__).resolve().parent.parent / "fixtures" / "projects" / "native_scaler"
+
+
+def test_a_helper_that_gains_events_rechecks_its_cached_caller(tmp_path):
+    """The prefilter's answer for a caller read another module: the cache must know."""
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'p'\n")
+    caller = tmp_path / "engine.py"
+    caller.write_text((NATIVE / "engine_accum_zero_every_batch.py").read_text())
+    helper = tmp_path / "utils.py"
+    helper.write_text("class NativeScaler:\n    def __call__(self, loss, optimizer, parameters=None, update_grad=True):\n        pass\n")
+    cache = tmp_path / "cache"
+    first = list(runner.run([str(caller)], Settings(), cache_dir=str(cache)))
+    assert first[0].diagnostics == ()
+    assert str(helper) in dict(first[0].dependencies)
+    helper.write_text((NATIVE / "utils.py").read_text())
+    second = list(runner.run([str(caller)], Settings(), cache_dir=str(cache)))
+    assert [d.code for d in second[0].diagnostics] == ["ZG004"]

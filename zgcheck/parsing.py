@@ -193,6 +193,9 @@ class Precheck:
     has_events: bool
     problem: FileProblem | None = None
     sliced: str | None = None
+    # Other files of the project the decision read (path, content hash): a cached result
+    # holds only while they keep these bytes.
+    consulted: tuple[tuple[str, str], ...] = ()
 
 
 def precheck(filename: str, text: str, helpers: "Mapping[str, frozenset[str]] | None" = None,
@@ -220,15 +223,16 @@ def precheck(filename: str, text: str, helpers: "Mapping[str, frozenset[str]] | 
         return Precheck(True, _too_deep(filename))
     except ValueError as err:
         return Precheck(True, FileProblem(filename, "syntax", f"cannot parse: {err}"))
+    consulted: dict[str, str] = {}
     try:
         scan = EventScan(text, tree, helpers, factories)
-        if not scan.can_fire() and not _fires_with_project(scan, filename):
-            return Precheck(False)
+        if not scan.can_fire() and not _fires_with_project(scan, filename, consulted):
+            return Precheck(False, consulted=tuple(sorted(consulted.items())))
         sliced, removed = scan.sliced() if "\r" not in text else (None, set())
     except RecursionError:
         return Precheck(True, _too_deep(filename))
     problem = _over_limits(filename, tree, removed)
-    return Precheck(True, problem) if problem else Precheck(True, sliced=sliced)
+    return Precheck(True, problem, None if problem else sliced, tuple(sorted(consulted.items())))
 
 
 def limits(filename: str, text: str) -> FileProblem | None:
@@ -259,19 +263,26 @@ def _over_limits(filename: str, tree: "ast.AST", removed: "set[int]") -> FilePro
     return None
 
 
-def _fires_with_project(scan: "EventScan", filename: str) -> bool:
+def _fires_with_project(scan: "EventScan", filename: str, consulted: dict[str, str]) -> bool:
     """Can a function that holds some event fire with the helpers it names from other
     modules of the project (a loss scaler whose `__call__` runs backward and step)? Only
-    for a file on disk, as the analysis resolves such calls only there."""
+    for a file on disk, as the analysis resolves such calls only there. ``consulted``
+    receives the files read for the answer (path -> content hash)."""
     import os
 
     if not os.path.isfile(filename) or not scan.partial():
         return False
-    from zgcheck.prefilter import module_index
+    from zgcheck.prefilter import module_digest, module_index
     from zgcheck.project import project
 
     found = project()
-    helpers = scan.external_helpers(lambda module, level: found.find(filename, module, level), module_index)
+
+    def index(path: str, need: frozenset[str]) -> dict[str, set[str]]:
+        offered = module_index(path, need)
+        consulted[path] = module_digest(path)
+        return offered
+
+    helpers = scan.external_helpers(lambda module, level: found.find(filename, module, level), index)
     if not helpers:
         return False
     scan.with_helpers(helpers)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ast
 import re
 from bisect import bisect_left, bisect_right
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 INPLACE_UPDATES = frozenset({"add_", "sub_", "copy_", "addcdiv_", "addcmul_", "mul_", "lerp_"})
 GRAD_CLEARS = frozenset({"zero_", "fill_"})
@@ -46,13 +46,13 @@ FACT_CALLEES = re.compile(
     r"optim|sgd|adam|lbfgs|rmsprop|rprop|adagrad|adadelta|lion|lamb|shampoo|muon|sophia|prodigy|dadapt|novograd|"
     r"yogi|ranger|lookahead|adafactor|adabelief|param|chain|initiali[sz]e|scaler|prepare|sched|lr|make|tqdm|"
     r"trange|engine|zero|grad|step|list|tuple|dict",
-    re.I,
+    re.IGNORECASE,
 )
 _BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
-def rule_can_fire(kinds: "set[str] | frozenset[str]") -> bool:
+def rule_can_fire(kinds: set[str] | frozenset[str]) -> bool:
     """Can a rule report anything in a region that holds these event kinds? Every rule
     (ZG001-ZG007) needs a backward pass and a step or a hand-written update of `p.grad`."""
     return "backward" in kinds and ("step" in kinds or "manual" in kinds)
@@ -317,8 +317,8 @@ class EventScan:
         """Scopes that hold some event but cannot fire on their own."""
         return [i for i, kinds in enumerate(self.reached()) if kinds and not rule_can_fire(kinds)]
 
-    def external_helpers(self, find: "Callable[[str, int], str | None]",
-                         index: "Callable[[str, frozenset[str]], dict[str, set[str]]]") -> dict[str, frozenset[str]]:
+    def external_helpers(self, find: Callable[[str, int], str | None],
+                         index: Callable[[str, frozenset[str]], dict[str, set[str]]]) -> dict[str, frozenset[str]]:
         """Event kinds of the other modules' functions and classes that a partial scope
         names: an imported name, a name of an imported module, or a method of an imported
         base class of its class. ``find(module, level)`` is a module's file (None outside
@@ -447,7 +447,7 @@ class EventScan:
             candidates.difference_update(staying)
 
     @staticmethod
-    def carries_fact(callee: str, local: "set[str]") -> bool:
+    def carries_fact(callee: str, local: set[str]) -> bool:
         """A value built by calling ``callee`` (its dotted name; "" for no call) may be a
         fact: an optimizer class or factory (FACT_CALLEES), a function or class of this
         file, a configured factory, or anything imported (an instance whose methods the
@@ -497,6 +497,13 @@ _OFFERS = {
 }
 _INDEX: dict[tuple[str, int, int], dict[str, set[str]] | None] = {}
 _BYTES: dict[tuple[str, int, int], frozenset[str]] = {}
+_DIGESTS: dict[str, str] = {}  # content hash of the bytes each decision was made on
+
+
+def module_digest(path: str) -> str:
+    """Content hash of the bytes :func:`module_index` last read at ``path`` ("" if none):
+    a result that relied on the index holds only while the file keeps these bytes."""
+    return _DIGESTS.get(path, "")
 
 
 def module_index(path: str, need: frozenset[str] = frozenset(("backward", "step"))) -> dict[str, set[str]]:
@@ -506,6 +513,7 @@ def module_index(path: str, need: frozenset[str] = frozenset(("backward", "step"
     import os
     import warnings
 
+    from zgcheck.cache import content_hash
     from zgcheck.sources import decode, read_bytes
 
     try:
@@ -516,7 +524,10 @@ def module_index(path: str, need: frozenset[str] = frozenset(("backward", "step"
     offers = _BYTES.get(key)
     data = None
     if offers is None:
-        data = read_bytes(path) if info.st_size <= MAX_INDEXED_BYTES else None
+        data = read_bytes(path)
+        _DIGESTS[path] = content_hash(data) if isinstance(data, bytes) else ""
+        if info.st_size > MAX_INDEXED_BYTES:
+            data = None
         offers = _BYTES[key] = frozenset(k for k, p in _OFFERS.items() if isinstance(data, bytes) and p.search(data))
     if not offers & need:
         return {}

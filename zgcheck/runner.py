@@ -27,6 +27,8 @@ def analyse_text(text: str, filename: str, settings: Settings,
     from zgcheck.parsing import precheck
 
     checked = precheck(filename, text, factories=settings.optimizer_factories)
+    if used is not None:
+        used.update(checked.consulted)  # the decision read helpers of other modules
     if not checked.has_events:
         # No step and no .grad: no rule can fire, so LibCST is never imported. Only
         # unused `# noqa` directives (ZG100) can still be reported.
