@@ -37,7 +37,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from gen import large_training_module  # noqa: E402
+from gen import large_training_module
 
 GOALS = {
     "cold": 1.0,  # zgcheck cold / ruff --select ALL
@@ -224,12 +224,12 @@ def _describe() -> None:
             model = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    import libcst  # noqa: F401 - for its version
-
     from importlib.metadata import version
 
+    import libcst  # noqa: F401 - for its version
+
     ruff = _tool("ruff")
-    ruff_version = subprocess.run([ruff, "--version"], capture_output=True, text=True).stdout.strip() if ruff else "not installed"
+    ruff_version = subprocess.run([ruff, "--version"], check=False, capture_output=True, text=True).stdout.strip() if ruff else "not installed"
     print(f"{time.strftime('%Y-%m-%d')}; {model}, {os.cpu_count()} cores; load average {_load()}")
     print(f"python {sys.version.split()[0]}, zgcheck {version('zgcheck')}, libcst {version('libcst')}, {ruff_version}")
 

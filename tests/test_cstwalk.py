@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import libcst as cst
 import pytest
-
 from fixture_expectations import fixture_files
+
 from zgcheck.cstwalk import walk
 
 

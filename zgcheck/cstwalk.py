@@ -13,7 +13,7 @@ recording the ``on_visit_attribute`` calls of one ``_visit_and_replace_children`
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import libcst as cst
 
