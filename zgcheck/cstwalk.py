@@ -66,8 +66,15 @@ def _hooks(visitor: cst.CSTVisitor, node_type: type) -> tuple[Callable | None, C
     found = _HOOKS.get(key)
     if found is None:
         name = node_type.__name__
-        found = _HOOKS[key] = (getattr(type(visitor), f"visit_{name}", None), getattr(type(visitor), f"leave_{name}", None))
+        found = _HOOKS[key] = (_own(type(visitor), f"visit_{name}"), _own(type(visitor), f"leave_{name}"))
     return found
+
+
+def _own(visitor_type: type, name: str) -> Callable | None:
+    """The visitor's own hook, or None where it only inherits CSTVisitor's no-op stub
+    (every visit_<Type> / leave_<Type> exists there): no call per node for nothing."""
+    found = getattr(visitor_type, name, None)
+    return None if found is None or found is getattr(cst.CSTVisitor, name, None) else found
 
 
 def walk(root: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
