@@ -169,3 +169,173 @@ def generate_tree(root: str, files: int, seed: int = 7) -> dict[str, int]:
         with open(os.path.join(root, f"pkg{package:03d}", f"mod{i:05d}.py"), "w", encoding="utf-8") as out:
             out.write(text)
     return counts
+
+
+# ----- large training scripts (300-1,500 lines), for the candidate-dense benchmark ---------
+TRAINER_CLASS = '''
+
+class Trainer:
+    """Owns the model, the optimizer and the loop; helpers split the work across methods."""
+
+    def __init__(self, model, loader, epochs={epochs}, accum_steps={accum}, use_amp=False):
+        self.model = model
+        self.loader = loader
+        self.epochs = epochs
+        self.accum_steps = accum_steps
+        self.use_amp = use_amp
+        self.optimizer = torch.optim.{opt}(model.parameters(), lr={lr})
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=epochs)
+        self.scaler = torch.cuda.amp.GradScaler(enabled=use_amp)
+        self.history = []
+
+    def _forward(self, batch):
+        x, y = batch
+        with torch.autocast("cpu", enabled=self.use_amp):
+            logits = self.model(x)
+            return F.cross_entropy(logits, y)
+
+    def _backward(self, loss):
+        self.scaler.scale(loss / self.accum_steps).backward()
+
+    def _update(self):
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def train_epoch(self, epoch):
+        self.model.train()
+        total = 0.0
+        for i, batch in enumerate(self.loader):
+            loss = self._forward(batch)
+            self._backward(loss)
+            if (i + 1) % self.accum_steps == 0:
+                self._update()
+            total += loss.item()
+            if i % 50 == 0:
+                self.log(epoch, i, loss.item())
+        self.scheduler.step()
+        return total / max(1, len(self.loader))
+
+    def log(self, epoch, i, value):
+        self.history.append((epoch, i, value))
+        logger.info("epoch %d batch %d loss %.4f", epoch, i, value)
+
+    def fit(self):
+        for epoch in range(self.epochs):
+            mean = self.train_epoch(epoch)
+            self.save(f"checkpoint_{{epoch:03d}}.pt", mean)
+        return self.history
+
+    def save(self, path, metric):
+        state = {{"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "metric": metric}}
+        torch.save(state, path)
+'''
+
+GAN_LOOP = '''
+
+def train_gan(generator, discriminator, loader, epochs={epochs}, latent={latent}):
+    """Two optimizers; the discriminator is zeroed before its own backward."""
+    opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    criterion = nn.BCEWithLogitsLoss()
+
+    def sample(n):
+        return torch.randn(n, latent)
+
+    for epoch in range(epochs):
+        for real, _ in loader:
+            n = real.size(0)
+            fake = generator(sample(n))
+            opt_d.zero_grad()
+            loss_d = criterion(discriminator(real), torch.ones(n, 1)) + criterion(discriminator(fake.detach()), torch.zeros(n, 1))
+            loss_d.backward()
+            opt_d.step()
+            opt_g.zero_grad()
+            loss_g = criterion(discriminator(fake), torch.ones(n, 1))
+            loss_g.backward()
+            opt_g.step()
+    return generator
+'''
+
+STEP_FUNCTION_LOOP = '''
+
+def make_step(model, optimizer, clip={clip}):
+    """A per-batch step function handed to a small engine."""
+
+    def step(batch):
+        x, y = batch
+        optimizer.zero_grad()
+        loss = F.mse_loss(model(x), y)
+        loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+def run_engine(step, loader, epochs={epochs}):
+    losses = []
+    for _ in range(epochs):
+        losses.extend(step(batch) for batch in loader)
+    return losses
+'''
+
+BUGGY_LOOP = '''
+
+def finetune(model, loader, epochs={epochs}):
+    """A real bug: the zero sits between backward and step."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    for epoch in range(epochs):
+        for x, y in loader:
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.zero_grad()
+            optimizer.step()
+'''
+
+
+def _model_classes(rng: random.Random) -> list[str]:
+    lines = []
+    for index in range(rng.randint(1, 3)):
+        width = rng.choice((64, 128, 256))
+        lines += ["", "", f"class Block{index}(nn.Module):", f'    """Residual block {index}."""', "",
+                  "    def __init__(self, width=" + str(width) + "):", "        super().__init__()",
+                  "        self.norm = nn.LayerNorm(width)", "        self.fc1 = nn.Linear(width, width * 4)",
+                  "        self.fc2 = nn.Linear(width * 4, width)", "",
+                  "    def forward(self, x):", "        def mlp(h):", "            return self.fc2(F.gelu(self.fc1(h)))",
+                  "        return x + mlp(self.norm(x))"]
+    return lines
+
+
+def large_training_module(rng: random.Random, target: int | None = None) -> str:
+    """A training script of 300-1,500 lines as real projects have them: configuration,
+    data set and model classes with nested helpers, a training loop of one of several
+    shapes (a trainer class whose methods split backward and step, a GAN, a step function
+    handed to an engine, a plain loop with a real ZG002 bug), evaluation, and library code."""
+    target = target or rng.randint(300, 1500)
+    lines = ['"""Train a model (generated for zgcheck\'s benchmark)."""', "import argparse", "import logging",
+             "import math", "import os", "", "import torch", "import torch.nn as nn", "import torch.nn.functional as F",
+             "", "logger = logging.getLogger(__name__)", ""]
+    lines += _model_classes(rng)
+    values = {"epochs": rng.randint(2, 50), "accum": rng.choice((1, 2, 4, 8)), "opt": rng.choice(("SGD", "Adam", "AdamW")),
+              "lr": rng.choice(("1e-3", "3e-4", "0.1")), "latent": rng.choice((16, 64, 128)), "clip": rng.choice((0, 1.0))}
+    shapes = [TRAINER_CLASS, GAN_LOOP, STEP_FUNCTION_LOOP] + ([BUGGY_LOOP] if rng.random() < 0.2 else [])
+    for shape in rng.sample(shapes, rng.randint(1, len(shapes))):
+        lines += shape.format(**values).splitlines()
+    lines += ["", "", "def evaluate(model, loader):", "    model.eval()", "    correct = total = 0",
+              "    with torch.no_grad():", "        for x, y in loader:", "            pred = model(x).argmax(dim=1)",
+              "            correct += (pred == y).sum().item()", "            total += y.numel()",
+              "    return correct / max(1, total)"]
+    while len(lines) < target - 10:
+        if rng.random() < 0.4:
+            lines += _class(rng, mention=False)
+        else:
+            lines += ["", ""] + _function(rng, _name(rng), "", method=False)
+    lines += ["", "", "def main():", "    parser = argparse.ArgumentParser()", "    parser.add_argument('--epochs', type=int, default=3)",
+              "    args = parser.parse_args()", "    logger.info('epochs: %d', args.epochs)", "", "",
+              "if __name__ == '__main__':", "    main()", ""]
+    return "\n".join(lines)

@@ -30,13 +30,33 @@ while True: opt.step(); break
 '''
 
 
+
+
+def _long_class() -> str:
+    """Classes long enough to be split into their statements (parsing.SPLIT_LINES), one
+    nested, one indented with tabs, with decorators, comments and blank lines around."""
+    methods = "".join(
+        f"\n        # method {i}\n        @staticmethod\n        def m{i}(x,\n               y=({i},\n                  2)):\n"
+        f'            """Doc\n            {i}."""\n            if x: return y.step()  # {i}\n            return (x\n                    .backward())\n'
+        for i in range(12)
+    )
+    tabbed = "".join(f"\tdef t{i}(self):\n\t\tfor p in self.ps:\n\t\t\tp.grad = None\n\n" for i in range(25))
+    return (
+        "import torch\n\n\n@decorate(1)\nclass Outer(Base,\n            metaclass=M):\n    x = 1\n\n"
+        "    class Inner:" + methods + "\n    # trailing comment of Outer\n\n"
+        "    def last(self): return self.opt.step()\n\n\nclass Tabs:\n" + tabbed + "\t# end of Tabs\n\nfooter = 1\n"
+    )
+
+
 def sources() -> list:
     files = sorted(FIXTURES.rglob("*.py"))[:60]
-    return [pytest.param(f.read_text(encoding="utf-8"), id=f.name) for f in files] + [pytest.param(TRICKY, id="tricky")]
+    return [pytest.param(f.read_text(encoding="utf-8"), id=f.name) for f in files] + [
+        pytest.param(TRICKY, id="tricky"), pytest.param(_long_class(), id="long-classes")]
 
 
+@pytest.mark.parametrize("reverse", [False, True], ids=["inner-first", "outer-first"])
 @pytest.mark.parametrize("text", sources())
-def test_positions_match_position_provider(text):
+def test_positions_match_position_provider(text, reverse):
     module = cst.parse_module(text)
     parsed = ParsedModule(module)
     expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
@@ -44,7 +64,7 @@ def test_positions_match_position_provider(text):
     for stmt in module.body:  # header and footer nodes are never asked for
         inside.update(MetadataWrapper(module.with_changes(header=(), body=(stmt,), footer=()), unsafe_skip_copy=True).resolve(PositionProvider))
     checked = 0
-    for node, want in expected.items():
+    for node, want in (reversed(expected.items()) if reverse else expected.items()):
         if node in inside and not isinstance(node, cst.Module):
             assert (parsed.start(node), parsed.end(node)) == (
                 (want.start.line, want.start.column), (want.end.line, want.end.column)), type(node).__name__

@@ -63,8 +63,9 @@ def test_jobs_must_be_positive(tmp_path):
     "text, expected",
     [
         pytest.param("loss.backward()\noptimizer.step()\n", True, id="step-call"),
-        pytest.param("p.data -= p.grad\n", True, id="grad-attribute"),
-        pytest.param("xm.optimizer_step(opt)\n", True, id="xla-step"),
+        pytest.param("loss.backward()\np.data -= 0.1 * p.grad\n", True, id="manual-update"),
+        pytest.param("p.data -= p.grad\n", False, id="update-without-backward"),
+        pytest.param("loss.backward()\nxm.optimizer_step(opt)\n", True, id="xla-step"),
         pytest.param(MENTION, False, id="words-only"),
         pytest.param("# backward step .grad\nx = 1\n", False, id="comment-only"),
         pytest.param("def broken(:\n    opt.step()\n", True, id="syntax-error-goes-on"),

@@ -72,6 +72,7 @@ class Cache:
         self.path = os.path.join(directory, f"{self.key}.json")
         self.entries: dict[str, list] = _load(self.path, self.key)
         self.dirty = False
+        self._digests: dict[str, str] = {}  # helper file -> content hash, read once per run
 
     def get(self, digest: str, filename: str) -> tuple[Diagnostic, ...] | None:
         """Cached diagnostics for these bytes (renamed to ``filename``), or None. An entry
@@ -80,10 +81,8 @@ class Cache:
         if raw is None:
             return None
         if isinstance(raw, dict):
-            from zgcheck.project import still_current
-
             deps = raw.get("deps")
-            if raw.get("file") != filename or not isinstance(deps, list) or not still_current(tuple(map(tuple, deps))):
+            if raw.get("file") != filename or not isinstance(deps, list) or not self._current(deps):
                 return None
             raw = raw.get("diagnostics")
         try:
@@ -92,6 +91,23 @@ class Cache:
             # Valid JSON, wrong shape: distrust the entry and check the file again.
             del self.entries[digest]
             return None
+
+    def _current(self, deps: list) -> bool:
+        """Do the helper files an entry relied on still have the same bytes? Each file is
+        read and hashed once per run, however many entries rely on it."""
+        from zgcheck.sources import read_bytes
+
+        for dep in deps:
+            if not (isinstance(dep, list) and len(dep) == 2 and all(isinstance(part, str) for part in dep)):
+                return False
+            path, digest = dep
+            now = self._digests.get(path)
+            if now is None:
+                data = read_bytes(path)
+                now = self._digests[path] = content_hash(data) if isinstance(data, bytes) else ""
+            if now != digest:
+                return False
+        return True
 
     def put(self, digest: str, diagnostics: tuple[Diagnostic, ...], filename: str = "",
             dependencies: tuple[tuple[str, str], ...] = ()) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from zgcheck.cstwalk import walk as walk_cst
 from zgcheck.diagnostics import Diagnostic, Edit, Fix, Location
 from zgcheck.events import Event
 from zgcheck.parsing import ParsedModule
@@ -90,7 +91,7 @@ class FixPlanner:
         if self._statements is None:
             self._lines = source_lines(self.parsed.text)
             mapper = _StatementMapper(self.parsed, self._lines)
-            self.parsed.module.visit(mapper)
+            walk_cst(self.parsed.module, mapper)
             self._statements = mapper.found
         return self._statements
 

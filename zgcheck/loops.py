@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from zgcheck import freezing
+from zgcheck.cstwalk import walk as walk_cst
 from zgcheck.conditions import ITERATION, MODE_ORDER, assigned_names, classify, is_accumulation_condition
 from zgcheck.events import EMPTY, Ev, Event, If, Inline, Jump, Loop, Node, Region, Seq, Try, walk
 from zgcheck.parsing import ParsedModule
@@ -358,7 +359,7 @@ class Extractor:
         if "(" not in code:
             return []
         collector = _CallCollector()
-        expr.visit(collector)
+        walk_cst(expr, collector)
         items: list[Node] = []
         for call in collector.calls:
             items.extend(self.call_events(call, ctx))
@@ -735,7 +736,7 @@ class _YieldFinder(cst.CSTVisitor):
 def _is_generator(func: cst.FunctionDef) -> bool:
     """Calling a generator function runs none of its body."""
     finder = _YieldFinder(func)
-    func.visit(finder)
+    walk_cst(func, finder)
     return finder.found
 
 

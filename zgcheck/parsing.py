@@ -8,14 +8,28 @@ from zgcheck.diagnostics import FileProblem
 
 if TYPE_CHECKING:  # LibCST is imported lazily: a run over files without loops never pays for it
     import ast
+    from typing import Mapping
+
+    from zgcheck.prefilter import EventScan
 
     import libcst as cst
     from libcst.metadata import CodeRange
 
 
-# Top-level statements whose text holds none of these words are unlikely to be asked for
-# positions; they are resolved only if a position inside them is requested after all.
-RELEVANT_WORDS = ("step", "grad", "backward")
+# A class longer than this is not resolved at once: its statements become units of their
+# own (a test module of one 10,000-line class, with one training loop in one method).
+SPLIT_LINES = 60
+
+
+@dataclass
+class _Unit:
+    """A statement whose positions are resolved together: its text starts after ``offset``
+    lines, inside blocks indented by ``indents``."""
+
+    node: "cst.CSTNode"
+    offset: int
+    indents: tuple[str, ...]
+    text: str
 
 
 @dataclass
@@ -24,13 +38,16 @@ class ParsedModule:
 
     LibCST's PositionProvider regenerates the whole module with position tracking, about
     8x the cost of plain code generation. Positions are therefore resolved lazily, one
-    top-level statement at a time, shifted by that statement's first line (found by
-    counting newlines in plain generated code)."""
+    statement at a time, starting at that statement's first line (found by counting
+    newlines in plain generated code): only statements whose text holds the first line
+    of the node asked for are resolved, and a long class is split into its statements."""
 
     module: "cst.Module"
+    # The real text when LibCST parsed a sliced copy (some functions blanked out).
+    source: str | None = None
     positions: "dict[cst.CSTNode, CodeRange]" = field(default_factory=dict)
     _codes: "dict[cst.CSTNode, str]" = field(default_factory=dict, repr=False)
-    _pending: "list[tuple[cst.CSTNode, int, str]] | None" = field(default=None, repr=False)
+    _pending: "list[_Unit] | None" = field(default=None, repr=False)
 
     def code(self, node: "cst.CSTNode") -> str:
         """Source text of ``node``; cached, as the analysis asks for the same nodes often."""
@@ -42,7 +59,7 @@ class ParsedModule:
     @property
     def text(self) -> str:
         """The whole module's source (LibCST's `Module.code` regenerates it on every call)."""
-        return self.code(self.module)
+        return self.source if self.source is not None else self.code(self.module)
 
     def start(self, node: "cst.CSTNode") -> tuple[int, int]:
         pos = self._range(node).start
@@ -54,35 +71,82 @@ class ParsedModule:
 
     def _range(self, node: "cst.CSTNode") -> "CodeRange":
         found = self.positions.get(node)
-        if found is None:
-            self._resolve(relevant_only=True)
-            found = self.positions.get(node)
-        if found is None:
-            self._resolve(relevant_only=False)
-            found = self.positions[node]
-        return found
-
-    def _resolve(self, relevant_only: bool) -> None:
-        """Resolve positions of the pending top-level statements (relevant ones first)."""
+        if found is not None:
+            return found
         if self._pending is None:
             self._pending = self._statements()
-        keep = []
-        for stmt, offset, text in self._pending:
-            if relevant_only and not any(word in text for word in RELEVANT_WORDS):
-                keep.append((stmt, offset, text))
-                continue
-            self.positions.update(_statement_positions(self.module, stmt, offset))
-        self._pending = keep
+        key = _search_key(self.code(node))
+        while True:  # the units whose text holds the node's first line, one at a time
+            unit = next((u for u in self._pending if key in u.text), None)
+            if unit is None:
+                break
+            self._resolve_unit(unit)
+            found = self.positions.get(node)
+            if found is not None:
+                return found
+        while self._pending:  # not found by its text (never expected): everything
+            self._resolve_unit(self._pending[0])
+        return self.positions[node]
 
-    def _statements(self) -> "list[tuple[cst.CSTNode, int, str]]":
+    def _resolve_unit(self, unit: _Unit) -> None:
+        self._pending.remove(unit)
+        parts = self._split(unit)
+        if parts:
+            self._pending[:0] = parts
+            return
+        self.positions.update(_statement_positions(self.module, unit.node, unit.offset, unit.indents))
+
+    def _split(self, unit: _Unit) -> "list[_Unit]":
+        """The statements of a long class, each with its first line and indentation; the
+        class itself (its name, bases, decorators) stays a unit, resolved as a whole if
+        a position of its own is asked for."""
+        import libcst as cst
+
+        node = unit.node
+        if not isinstance(node, cst.ClassDef) or not isinstance(node.body, cst.IndentedBlock):
+            return []
+        total = _newlines(unit.text)
+        if total < SPLIT_LINES or not _can_seed_indentation():
+            return []
+        body = node.body
+        texts = [self.code(stmt) for stmt in body.body]
+        offset = unit.offset + total - sum(map(_newlines, texts)) - sum(_newlines(self.code(line)) for line in body.footer)
+        indents = unit.indents + (self.module.default_indent if body.indent is None else body.indent,)
+        parts = []
+        for stmt, text in zip(body.body, texts):
+            parts.append(_Unit(stmt, offset, indents, text))
+            offset += _newlines(text)
+        # The class itself (its name, bases, decorators): resolved whole, and first, if a
+        # position of its own is asked for ("" is found by no search key).
+        return [_Unit(node, unit.offset, unit.indents, "")] + parts
+
+    def _statements(self) -> "list[_Unit]":
         """Each top-level statement with the number of lines before its own text."""
         offset = sum(_newlines(self.code(line)) for line in self.module.header)
         result = []
         for stmt in self.module.body:
             text = self.code(stmt)
-            result.append((stmt, offset, text))
+            result.append(_Unit(stmt, offset, (), text))
             offset += _newlines(text)
         return result
+
+
+def _search_key(code: str) -> str:
+    """The first line of a node's code that holds more than punctuation, stripped (a
+    comment line above a statement belongs to it: it is searched for too)."""
+    for line in code.splitlines():
+        line = line.strip()
+        if len(line) > 3:
+            return line
+    return ""
+
+
+def _can_seed_indentation() -> bool:
+    try:
+        import zgcheck.positions  # noqa: F401
+    except ImportError:  # the slower fallback resolves whole top-level statements only
+        return False
+    return True
 
 
 def _newlines(text: str) -> int:
@@ -92,13 +156,14 @@ def _newlines(text: str) -> int:
     return text.count("\n") + text.count("\r") - text.count("\r\n")
 
 
-def _statement_positions(module: "cst.Module", stmt: "cst.CSTNode", offset: int) -> "dict":
-    """Positions inside one top-level statement whose text starts after ``offset`` lines."""
+def _statement_positions(module: "cst.Module", stmt: "cst.CSTNode", offset: int, indents: tuple[str, ...] = ()) -> "dict":
+    """Positions inside one statement whose text starts after ``offset`` lines, inside
+    blocks indented by ``indents`` (none for a top-level statement)."""
     try:
         from zgcheck.positions import statement_positions
     except ImportError:  # LibCST moved its internals: the public, slower way
         return _provider_positions(module, stmt, offset)
-    return statement_positions(module, stmt, offset + 1)
+    return statement_positions(module, stmt, offset + 1, indents)
 
 
 def _provider_positions(module: "cst.Module", stmt: "cst.CSTNode", offset: int) -> "dict":
@@ -111,12 +176,6 @@ def _provider_positions(module: "cst.Module", stmt: "cst.CSTNode", offset: int) 
             for node, r in ranges.items()}
 
 
-# Every finding needs a step (`O.step()`, `scaler.step(O)`, `xm.optimizer_step(O)`) or a
-# manual update reading `p.grad`; all of them are attribute accesses with these names.
-# `.zero_grad` too: with a reset in the file, a rule can fire through a helper of another
-# module that runs the backward and the step (a loss scaler's __call__).
-EVENT_ATTRIBUTES = frozenset({"step", "optimizer_step", "grad", "zero_grad"})
-
 # LibCST's parser slows down quadratically on long operator chains (4,000 `a + a + ...`
 # take 6 s) and its native code overflows the C stack near 8,000; real code stays far
 # below 1,000 levels. It analyses about 10,000 nodes a second: 150,000 is ~15 s.
@@ -126,20 +185,33 @@ MAX_NODES = 150_000
 
 @dataclass(frozen=True)
 class Precheck:
-    """What CPython's parser says before LibCST is asked: can a rule fire at all, and is
-    the tree within the limits LibCST handles?"""
+    """What CPython's parser says before LibCST is asked: can a rule fire at all, is the
+    tree within the limits LibCST handles, and which text LibCST needs to see (``sliced``:
+    the source with the functions no analysis can need blanked out, same line and column
+    numbers; None for the whole text)."""
 
     has_events: bool
     problem: FileProblem | None = None
+    sliced: str | None = None
+    # Other files of the project the decision read (path, content hash): a cached result
+    # holds only while they keep these bytes.
+    consulted: tuple[tuple[str, str], ...] = ()
 
 
-def precheck(filename: str, text: str) -> Precheck:
-    """One CPython parse (about 5x faster than LibCST) and one walk: whether any `.step` /
-    `.optimizer_step` / `.grad` attribute exists (words in comments, strings and parameter
-    names no longer cost a LibCST parse), and the tree's size and depth. Code CPython cannot
+def precheck(filename: str, text: str, helpers: "Mapping[str, frozenset[str]] | None" = None,
+             factories: frozenset[str] = frozenset()) -> Precheck:
+    """One CPython parse (about 5x faster than LibCST), a walk of its statements and of
+    the expressions on lines with event words: does some function (or the top level), with
+    the module's functions it names, hold a backward call and a step or a manual update
+    (:mod:`zgcheck.prefilter`)? Words in comments and strings, `scheduler.step()` in a file
+    without backward, `.grad` reads in autograd code cost no LibCST parse. ``helpers`` names
+    callables defined elsewhere with the event kinds their calls hold; ``factories`` the
+    configured optimizer factories (they decide which functions slicing keeps). Code CPython cannot
     parse goes on to LibCST, which decides and reports the problem."""
     import ast
     import warnings
+
+    from zgcheck.prefilter import EventScan
 
     try:
         with warnings.catch_warnings():  # "invalid escape sequence" and the like are not ours to print
@@ -151,21 +223,84 @@ def precheck(filename: str, text: str) -> Precheck:
         return Precheck(True, _too_deep(filename))
     except ValueError as err:
         return Precheck(True, FileProblem(filename, "syntax", f"cannot parse: {err}"))
-    nodes, depth, events = _shape(tree)
-    if not events:
-        return Precheck(False)
+    consulted: dict[str, str] = {}
+    try:
+        scan = EventScan(text, tree, helpers, factories)
+        if not scan.can_fire() and not _fires_with_project(scan, filename, consulted):
+            return Precheck(False, consulted=tuple(sorted(consulted.items())))
+        sliced, removed = scan.sliced() if "\r" not in text else (None, set())
+    except RecursionError:
+        return Precheck(True, _too_deep(filename))
+    problem = _over_limits(filename, tree, removed)
+    return Precheck(True, problem, None if problem else sliced, tuple(sorted(consulted.items())))
+
+
+def limits(filename: str, text: str) -> FileProblem | None:
+    """Why LibCST must not be given ``text`` (too deep, too large, unparsable), or None;
+    for a module parsed whatever its events (a helper of another module)."""
+    import ast
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text, filename)
+    except SyntaxError:
+        return None  # LibCST decides
+    except (RecursionError, MemoryError):
+        return _too_deep(filename)
+    except ValueError as err:
+        return FileProblem(filename, "syntax", f"cannot parse: {err}")
+    return _over_limits(filename, tree, set())
+
+
+def _over_limits(filename: str, tree: "ast.AST", removed: "set[int]") -> FileProblem | None:
+    nodes, depth = _shape(tree, removed)
     if depth > MAX_DEPTH:
-        return Precheck(True, _too_deep(filename, f" (more than {MAX_DEPTH:,} levels)"))
+        return _too_deep(filename, f" (more than {MAX_DEPTH:,} levels)")
     if nodes > MAX_NODES:
-        problem = FileProblem(filename, "limit", f"file is too large to analyse (more than {MAX_NODES:,} syntax nodes); skipped")
-        return Precheck(True, problem)
-    return Precheck(True)
+        return FileProblem(filename, "limit", f"file is too large to analyse (more than {MAX_NODES:,} syntax nodes); skipped")
+    return None
 
 
-def parse(filename: str, text: str) -> ParsedModule | FileProblem:
-    """Parse ``text`` with LibCST (call :func:`precheck` first: it guards the limits)."""
+def _fires_with_project(scan: "EventScan", filename: str, consulted: dict[str, str]) -> bool:
+    """Can a function that holds some event fire with the helpers it names from other
+    modules of the project (a loss scaler whose `__call__` runs backward and step)? Only
+    for a file on disk, as the analysis resolves such calls only there. ``consulted``
+    receives the files read for the answer (path -> content hash)."""
+    import os
+
+    if not os.path.isfile(filename) or not scan.partial():
+        return False
+    from zgcheck.prefilter import module_digest, module_index
+    from zgcheck.project import project
+
+    found = project()
+
+    def index(path: str, need: frozenset[str]) -> dict[str, set[str]]:
+        offered = module_index(path, need)
+        consulted[path] = module_digest(path)
+        return offered
+
+    helpers = scan.external_helpers(lambda module, level: found.find(filename, module, level), index)
+    if not helpers:
+        return False
+    scan.with_helpers(helpers)
+    return scan.can_fire()
+
+
+def parse(filename: str, text: str, sliced: str | None = None) -> ParsedModule | FileProblem:
+    """Parse ``text`` with LibCST (call :func:`precheck` first: it guards the limits).
+
+    With ``sliced`` (the same text with some functions blanked out, from precheck) LibCST
+    parses that; :attr:`ParsedModule.text` stays the real text."""
     import libcst as cst
 
+    if sliced is not None:
+        try:
+            return ParsedModule(cst.parse_module(sliced), source=text)
+        except (cst.ParserSyntaxError, RecursionError):
+            pass  # never expected: the whole text decides
     try:
         module = cst.parse_module(text)
     except cst.ParserSyntaxError as exc:
@@ -175,19 +310,19 @@ def parse(filename: str, text: str) -> ParsedModule | FileProblem:
     return ParsedModule(module)
 
 
-def _shape(tree: "ast.AST") -> tuple[int, int, bool]:
-    """Node count, depth and whether an event attribute occurs, without recursion (the
-    tree may be very deep)."""
+def _shape(tree: "ast.AST", skip: "set[int]") -> tuple[int, int]:
+    """Node count and depth of what LibCST will see (nodes whose id is in ``skip`` are
+    blanked out), without recursion (the tree may be very deep)."""
     import ast
 
-    nodes, deepest, events, stack = 0, 0, False, [(tree, 1)]
+    nodes, deepest, stack = 0, 0, [(tree, 1)]
     while stack:
         node, depth = stack.pop()
         nodes += 1
-        deepest = max(deepest, depth)
-        events = events or (isinstance(node, ast.Attribute) and node.attr in EVENT_ATTRIBUTES)
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
-    return nodes, deepest, events
+        if depth > deepest:
+            deepest = depth
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node) if id(child) not in skip)
+    return nodes, deepest
 
 
 def _too_deep(filename: str, detail: str = "") -> FileProblem:

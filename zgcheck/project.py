@@ -162,7 +162,7 @@ def _module_file(base: str, parts: list[str]) -> str | None:
 
 def _load(path: str, factories: frozenset[str], engines: frozenset[str], digests: dict[str, str]) -> LoadedModule | None:
     from zgcheck.diagnostics import FileProblem
-    from zgcheck.parsing import parse, precheck
+    from zgcheck.parsing import limits, parse
     from zgcheck.recognize import collect_facts
     from zgcheck.sources import decode, read_bytes
 
@@ -176,7 +176,7 @@ def _load(path: str, factories: frozenset[str], engines: frozenset[str], digests
         return None
     digests[path] = content_hash(data)
     source = decode(path, data)
-    if isinstance(source, FileProblem) or precheck(path, source.text).problem is not None:
+    if isinstance(source, FileProblem) or limits(path, source.text) is not None:
         return None
     parsed = parse(path, source.text)
     if isinstance(parsed, FileProblem):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from zgcheck.cstwalk import walk as walk_cst
 from zgcheck.parsing import ParsedModule
 
 OPTIMIZER_CLASSES = frozenset(
@@ -411,7 +412,7 @@ def _resolve_local_factories(collector: _FactCollector, facts: ModuleFacts) -> N
             defs = [facts.functions.get(callee)] + facts.methods_named(callee)
             finder = _ReturnedCalls()
             for func in filter(None, defs):
-                func.visit(finder)
+                walk_cst(func, finder)
             returned[callee] = finder.calls
         for call in returned[callee]:
             if facts.is_factory(callee_name(call)):
@@ -429,7 +430,7 @@ def collect_facts(
     ``factories`` and ``engines`` are names the project's configuration adds."""
     facts = ModuleFacts(extra_factories=factories, extra_engines=engines)
     collector = _FactCollector(parsed, facts)
-    parsed.module.visit(collector)
+    walk_cst(parsed.module, collector)
     _resolve_local_factories(collector, facts)
     # MXNet, Paddle, TensorFlow... have their own step/backward with other semantics.
     facts.other_framework = bool(collector.other_imports) and not collector.torch_imported

@@ -26,7 +26,9 @@ def analyse_text(text: str, filename: str, settings: Settings,
     resolved; ``used`` receives the files read for that (path -> content hash)."""
     from zgcheck.parsing import precheck
 
-    checked = precheck(filename, text)
+    checked = precheck(filename, text, factories=settings.optimizer_factories)
+    if used is not None:
+        used.update(checked.consulted)  # the decision read helpers of other modules
     if not checked.has_events:
         # No step and no .grad: no rule can fire, so LibCST is never imported. Only
         # unused `# noqa` directives (ZG100) can still be reported.
@@ -39,7 +41,7 @@ def analyse_text(text: str, filename: str, settings: Settings,
     from zgcheck.recognize import collect_facts
     from zgcheck.rules import RULES, RuleContext
 
-    parsed = checked.problem or parse(filename, text)
+    parsed = checked.problem or parse(filename, text, checked.sliced)
     if isinstance(parsed, FileProblem):
         return [], [parsed]
     facts = collect_facts(parsed, settings.optimizer_factories, settings.zeroing_engines)
@@ -356,15 +358,37 @@ def _analyse_all(candidates: list[_Candidate], jobs: int) -> list[FileResult]:
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    # Several chunks per worker balance uneven files; chunks amortise pickling overhead.
-    size = max(1, min(16, len(work) // (jobs * 4)))
-    chunks = [work[i:i + size] for i in range(0, len(work), size)]
+    chunks = _balanced_chunks([len(payload) for _, payload, _ in work], jobs)
     try:
         with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as pool:
-            return [result for chunk in pool.map(_check_chunk, chunks) for result in chunk]
+            results: list = [None] * len(work)
+            for chunk, done in zip(chunks, pool.map(_check_chunk, [[work[i] for i in chunk] for chunk in chunks])):
+                for index, result in zip(chunk, done):
+                    results[index] = result
+            return results
     except (BrokenProcessPool, OSError):
         # No processes here (sandbox, no /dev/shm) or a worker died: slower, same answer.
         return _check_chunk(work)
+
+
+def _balanced_chunks(sizes: list[int], jobs: int) -> list[list[int]]:
+    """Indexes of the work in chunks for the pool: largest files first (a big file handed
+    out last keeps one worker busy while the others idle), each chunk about 1/8 of a
+    worker's share of the bytes and at most 16 files (chunks amortise pickling)."""
+    order = sorted(range(len(sizes)), key=lambda i: -sizes[i])
+    budget = max(1, sum(sizes) // (jobs * 8))
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    filled = 0
+    for index in order:
+        current.append(index)
+        filled += sizes[index]
+        if filled >= budget or len(current) >= 16:
+            chunks.append(current)
+            current, filled = [], 0
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def default_jobs() -> int:

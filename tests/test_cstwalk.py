@@ -1,0 +1,68 @@
+"""cstwalk.walk makes exactly the visitor calls that LibCST's own visit makes."""
+from __future__ import annotations
+
+import libcst as cst
+import pytest
+from fixture_expectations import fixture_files
+
+from zgcheck.cstwalk import walk
+
+
+class _Recorder(cst.CSTVisitor):
+    """Records every visit and leave through visit_<Type>/leave_<Type> methods, and
+    skips the children of lambdas (a visit returning False)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def __getattr__(self, name: str):
+        raise AttributeError(name)
+
+
+def _recorder_class() -> type:
+    methods = {}
+    for name in dir(cst):
+        node_type = getattr(cst, name)
+        if isinstance(node_type, type) and issubclass(node_type, cst.CSTNode) and not name.startswith("Base"):
+            def visit(self, node, _name=name):
+                self.calls.append(("visit", id(node)))
+                return _name != "Lambda"
+
+            def leave(self, node, _name=name):
+                self.calls.append(("leave", id(node)))
+
+            methods[f"visit_{name}"] = visit
+            methods[f"leave_{name}"] = leave
+    return type("AllNodes", (_Recorder,), methods)
+
+
+ALL_NODES = _recorder_class()
+SOURCES = [p for p in fixture_files() if p.suffix == ".py"]
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_walk_makes_the_calls_visit_makes(path):
+    module = cst.parse_module(path.read_text(encoding="utf-8"))
+    expected, got = ALL_NODES(), ALL_NODES()
+    module.visit(expected)
+    walk(module, got)
+    assert got.calls == expected.calls
+    assert len(got.calls) > 100
+
+
+def test_walk_of_every_statement_kind():
+    code = (
+        "import a.b as c\nfrom . import (x, y)\nfrom m import *\n@d\nasync def f(p, /, q=1, *r, s, **t) -> int:\n"
+        "    global g\n    async with a as (b, c), d:\n        async for i in j:\n            await k\n"
+        "    try:\n        pass\n    except* E as e:\n        raise X from e\n    else:\n        del z[1:2, ::3]\n"
+        "    finally:\n        assert q, 'm'\n    match p:\n        case [1, *rest] | {'k': v, **kw} if v:\n"
+        "            return f'{v!r:>{w}}'\n        case C(a=1) as cc:\n            yield from cc\n"
+        "    x: int = (lambda u, *, w=2: u @ w)(1)\n    while not x: x += 1; continue\n"
+        "class K(B, metaclass=M):\n    v = [i for i in range(3) if i] + list({j: j for j in ()}) + [*{1, 2}]\n"
+        "print(~a if b else -c, a < b <= c, not a or b and c, a[...], (yield), x := 1) if 0 else None\n"
+    )
+    module = cst.parse_module(code)
+    expected, got = ALL_NODES(), ALL_NODES()
+    module.visit(expected)
+    walk(module, got)
+    assert got.calls == expected.calls

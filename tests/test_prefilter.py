@@ -1,0 +1,159 @@
+"""The CPython prefilter: which files and functions can hold a finding, and slicing away
+the functions no analysis needs without changing any result."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from fixture_expectations import fixture_files
+
+from zgcheck import check_source, runner
+from zgcheck.parsing import precheck
+from zgcheck.prefilter import EventScan
+from zgcheck.settings import Settings
+
+HELPER_SPLIT = """\
+def backward_pass(model, batch):
+    loss = model(batch).sum()
+    loss.backward()
+
+for batch in data:
+    optimizer.zero_grad()
+    backward_pass(model, batch)
+    optimizer.step()
+"""
+
+METHODS_SPLIT = """\
+class Trainer:
+    def compute(self, batch):
+        self.model(batch).sum().backward()
+
+    def update(self):
+        self.optimizer.step()
+
+    def fit(self, data):
+        for batch in data:
+            self.compute(batch)
+            self.update()
+"""
+
+CLOSURE = """\
+def closure():
+    loss = model(x).sum()
+    loss.backward()
+    return loss
+
+optimizer.step(closure)
+"""
+
+UNRELATED = """\
+def check_gradients(x):
+    x.sum().backward()
+    return x.grad
+
+def advance(scheduler):
+    scheduler.step()
+"""
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        pytest.param(HELPER_SPLIT, True, id="backward-in-a-helper"),
+        pytest.param(METHODS_SPLIT, True, id="methods-joined-by-a-third"),
+        pytest.param(CLOSURE, True, id="closure-handed-to-step"),
+        pytest.param(UNRELATED, False, id="backward-and-step-never-meet"),
+        pytest.param("x = 'loss.backward(); optimizer.step()'\n", False, id="words-in-a-string"),
+        pytest.param("loss.backward()\nwith torch.no_grad():\n    w -= lr * w.grad\n", True, id="manual-update"),
+        pytest.param("loss.backward()\nprint(w.grad)\n", False, id="grad-read-only"),
+        pytest.param("loss.backward()\noptimizer.zero_grad()\n", False, id="no-step"),
+    ],
+)
+def test_rules_need_backward_and_step_in_one_reach(text, expected):
+    assert precheck("t.py", text).has_events is expected
+
+
+def test_helpers_from_elsewhere_count_as_their_events():
+    text = "for batch in data:\n    engine.run_backward(batch)\n    optimizer.step()\n"
+    assert precheck("t.py", text).has_events is False
+    assert precheck("t.py", text, helpers={"run_backward": frozenset({"backward"})}).has_events is True
+
+
+SLICEABLE = """\
+import torch
+
+
+class Data:
+    def __len__(self):
+        return 3
+
+    def describe(self):
+        return "a data set"
+
+
+def unrelated(x):
+    return [i * 2 for i in range(x)]
+
+
+def build(model):
+    return torch.optim.SGD(model.parameters(), lr=0.1)
+
+
+def train(model, data):
+    opt = build(model)
+    for x, y in data:
+        loss = (model(x) - y).pow(2).mean()
+        loss.backward()
+        opt.step()
+"""
+
+
+def test_slicing_blanks_only_what_no_analysis_needs():
+    scan = EventScan(SLICEABLE, ast.parse(SLICEABLE))
+    sliced, removed = scan.sliced()
+    assert sliced is not None and len(removed) == 3
+    assert sliced.count("\n") == SLICEABLE.count("\n")
+    kept = [line for line in sliced.splitlines() if line.strip()]
+    assert "def build(model):" in kept and "def train(model, data):" in kept
+    assert not any("unrelated" in line or "describe" in line for line in kept)
+    ast.parse(sliced)  # still valid Python
+
+
+def test_a_function_writing_a_name_the_loop_reads_stays():
+    text = SLICEABLE.replace("    opt = build(model)\n", "") + "\n\ndef setup(model):\n    global opt\n    opt = make(model)\n"
+    scan = EventScan(text, ast.parse(text))
+    sliced, _ = scan.sliced()
+    assert "def setup(model):" in sliced
+
+
+def _without_slicing(monkeypatch):
+    monkeypatch.setattr(EventScan, "sliced", lambda self: (None, set()))
+
+
+@pytest.mark.parametrize("path", fixture_files(), ids=lambda p: p.name)
+def test_slicing_changes_no_result(path, monkeypatch):
+    text = path.read_text(encoding="utf-8")
+    sliced = check_source(text, str(path))
+    _without_slicing(monkeypatch)
+    whole = check_source(text, str(path))
+    assert sliced == whole
+
+
+NATIVE = Path(__file__).resolve().parent.parent / "fixtures" / "projects" / "native_scaler"
+
+
+def test_a_helper_that_gains_events_rechecks_its_cached_caller(tmp_path):
+    """The prefilter's answer for a caller read another module: the cache must know."""
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'p'\n")
+    caller = tmp_path / "engine.py"
+    caller.write_text((NATIVE / "engine_accum_zero_every_batch.py").read_text())
+    helper = tmp_path / "utils.py"
+    helper.write_text("class NativeScaler:\n    def __call__(self, loss, optimizer, parameters=None, update_grad=True):\n        pass\n")
+    cache = tmp_path / "cache"
+    first = list(runner.run([str(caller)], Settings(), cache_dir=str(cache)))
+    assert first[0].diagnostics == ()
+    assert str(helper) in dict(first[0].dependencies)
+    helper.write_text((NATIVE / "utils.py").read_text())
+    second = list(runner.run([str(caller)], Settings(), cache_dir=str(cache)))
+    assert [d.code for d in second[0].diagnostics] == ["ZG004"]

@@ -1,0 +1,112 @@
+"""A read-only walk over a LibCST tree that makes the same visitor calls as ``node.visit``.
+
+``CSTNode.visit`` rebuilds every node it passes (``_visit_and_replace_children`` constructs
+a new dataclass per node, with validation) even for a read-only ``CSTVisitor``: most of the
+time of a full-module visit goes there. :func:`walk` calls ``visit_<Type>`` (and skips the
+children when it returns False) and ``leave_<Type>`` in the same order, and builds nothing.
+
+The order of each node type's children is LibCST's own: it is read once per type by
+recording the ``on_visit_attribute`` calls of one ``_visit_and_replace_children`` (every
+``visit_*`` helper announces its field, present or not). Attribute hooks
+(``visit_Call_func``) are not called: zgcheck's visitors have none.
+``tests/test_cstwalk.py`` compares the calls with ``node.visit`` on every fixture.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import libcst as cst
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+# Fields of a type that its sample did not announce: strings, or children that were
+# absent there (`FormattedStringExpression.format_spec` is announced only when present).
+_UNSEEN: dict[type, tuple[str, ...]] = {}
+_HOOKS: dict[tuple[type, type], tuple[Callable | None, Callable | None]] = {}
+
+
+class _FieldRecorder(cst.CSTVisitor):
+    """Records the fields a node's ``_visit_and_replace_children`` visits, in order, and
+    never goes below the node's own children."""
+
+    def __init__(self) -> None:
+        self.fields: list[str] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        return False
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        self.fields.append(attribute)
+
+
+def fields(node_type: type, node: cst.CSTNode) -> tuple[str, ...]:
+    """Names of the fields that hold ``node``'s children, in LibCST's visiting order,
+    learnt from the first node of its type (and again from one that holds a child in a
+    field the earlier ones left out)."""
+    found = _FIELDS.get(node_type)
+    if found is not None:
+        for name in _UNSEEN[node_type]:
+            value = getattr(node, name)
+            if value is not None and value != () and type(value) is not cst.MaybeSentinel:
+                break
+        else:
+            return found
+    recorder = _FieldRecorder()
+    node._visit_and_replace_children(recorder)
+    found = _FIELDS[node_type] = tuple(dict.fromkeys(recorder.fields))
+    # Left out and empty here (None, (), MaybeSentinel): maybe a child in another node.
+    _UNSEEN[node_type] = tuple(
+        name for name in node_type.__dataclass_fields__
+        if name not in found and (getattr(node, name) in (None, ()) or type(getattr(node, name)) is cst.MaybeSentinel)
+    )
+    return found
+
+
+def _hooks(visitor: cst.CSTVisitor, node_type: type) -> tuple[Callable | None, Callable | None]:
+    key = (type(visitor), node_type)
+    found = _HOOKS.get(key)
+    if found is None:
+        name = node_type.__name__
+        found = _HOOKS[key] = (_own(type(visitor), f"visit_{name}"), _own(type(visitor), f"leave_{name}"))
+    return found
+
+
+def _own(visitor_type: type, name: str) -> Callable | None:
+    """The visitor's own hook, or None where it only inherits CSTVisitor's no-op stub
+    (every visit_<Type> / leave_<Type> exists there): no call per node for nothing."""
+    found = getattr(visitor_type, name, None)
+    return None if found is None or found is getattr(cst.CSTVisitor, name, None) else found
+
+
+def walk(root: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
+    """Visit ``root`` and everything below it as ``root.visit(visitor)`` would, for a
+    read-only visitor (its return values other than False are ignored)."""
+    visitor_type = type(visitor)
+    if visitor_type.on_visit is not cst.CSTVisitor.on_visit or visitor_type.on_leave is not cst.CSTVisitor.on_leave:
+        root.visit(visitor)  # a visitor with its own dispatch: the faithful, slow way
+        return
+    sentinel = cst.MaybeSentinel
+    hooks = _HOOKS
+    stack: list = [(root, False)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, leaving = pop()
+        node_type = type(node)
+        visit, leave = hooks.get((visitor_type, node_type)) or _hooks(visitor, node_type)
+        if leaving:
+            if leave is not None:
+                leave(visitor, node)
+            continue
+        push((node, True))
+        if visit is not None and visit(visitor, node) is False:
+            continue
+        children: list = []
+        for name in fields(node_type, node):
+            value = getattr(node, name)
+            if value is None or type(value) is sentinel:
+                continue
+            if type(value) is tuple or type(value) is list:
+                children.extend(value)  # visited sequences hold nodes only
+            else:
+                children.append(value)
+        for child in reversed(children):
+            push((child, False))
