@@ -178,3 +178,12 @@ def test_an_internal_error_stops_the_checks_but_never_the_training(monkeypatch):
         with runtime.watch(warn=False):
             _train(bug=True)
     assert runtime.report() == []
+
+
+def test_runner_runs_a_module(script, tmp_path, capsys):
+    (tmp_path / "trainmod.py").write_text(BUGGY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["-m", "trainmod", "x"]) == 0
+    out = capsys.readouterr().out
+    assert "argv ['x'] __main__" in out and "trainmod.py:11:5: ZG002" in out

@@ -16,7 +16,7 @@ from typing import Iterator
 
 from zgcheck.runtime.findings import Finding, GradientWarning, Related
 
-__all__ = ["GradientWarning", "Finding", "Related", "watch", "enable", "disable", "report", "is_enabled"]
+__all__ = ["GradientWarning", "Finding", "Related", "watch", "enable", "disable", "report", "stats", "is_enabled"]
 
 _active = None  # the running Monitor
 _depth = 0  # nested enable() calls

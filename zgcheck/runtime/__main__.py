@@ -17,7 +17,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m zgcheck.runtime",
         description="Run a PyTorch training script and report stale, wiped and leaked gradients.")
-    parser.add_argument("--output-format", choices=("full", "json"), default="full")
+    parser.add_argument("-o", "--output-format", choices=("full", "json"), default="full")
     parser.add_argument("--output-file", metavar="FILE", help="write the report here instead of stdout")
     parser.add_argument("--fail", action="store_true", help="exit 1 when anything was found")
     parser.add_argument("--exact", action="store_true",

@@ -3,8 +3,9 @@ each optimizer step applies (the state model of GUIDE.md section 1, observed ins
 
 Every `.grad` tensor gets a `Grad` record listing the backward passes whose contributions it
 holds. Records follow the tensor, not the parameter, so `p._grad = q.grad` aliasing is seen.
-A clear is seen as the tensor going away (`set_to_none`), or its content being all zero when
-its version counter moved or when more is added to it (`zero_()`, `.data.zero_()`). Nothing
+A clear is seen as `zero_grad()` (the monitor reports it), the tensor going away
+(`set_to_none`), or its content being all zero when its version counter moved (`zero_()`)
+or when more is added to what a step already used (`.data.zero_()` moves no counter). Nothing
 is cloned unless `exact` (then each contribution is kept, to size the problems).
 
 A backward *belongs to* the optimizers of the first burst of steps after it (steps with no
@@ -17,7 +18,6 @@ backward between them). At a step of optimizer O:
 """
 from __future__ import annotations
 
-import weakref
 from typing import Callable
 
 from zgcheck.runtime import findings as F
@@ -33,7 +33,8 @@ class Ledger:
         self.track, self.sink, self.exact = track, sink, exact
         self.seq = 0
         self.params: dict[int, Param] = {}  # filled by ``track``
-        self.grads: dict[int, Grad] = {}
+        self.grads: dict[int, Grad] = {}  # id of a gradient tensor -> its record (checked by identity)
+        self._prune_at = 1024
         self.zeros: dict[int, Mark] = {}  # parameter id -> the last zero_grad() that covered it
         self.suspect: dict[int, bool] = {}  # optimizer id -> its last step lost same-site micro-batches
         self.pending: list[Backward] = []
@@ -66,9 +67,9 @@ class Ledger:
         tensor = param.ref()
         if tensor is None:
             return
-        # More is added to what is there: look at it even if no version counter moved, as
-        # `.data.zero_()` (old-style code, and Module.zero_grad of old torch) moves none.
-        grad = self.resolve(param, tensor.grad, look=True)
+        # When a step already used what is there and no counter says it was cleared, look:
+        # `p.grad.data.zero_()` (old-style code) moves none. Accumulation is not looked at.
+        grad = self.resolve(param, tensor.grad, look="used")
         live = list(grad.live) if grad is not None else []
         param.carry = (grad, live)
         if self.exact:
@@ -131,21 +132,16 @@ class Ledger:
         return grad if grad is not None and grad.ref() is tensor else None
 
     def _new_grad(self, tensor, owner: int, live: list[Backward], assigned: bool = False) -> Grad:
-        grad = Grad(tensor, owner, live, assigned)
-        key, grads = id(tensor), self.grads
-
-        def forget(ref, key=key, grads=grads) -> None:
-            known = grads.get(key)
-            if known is not None and known.ref is ref:
-                del grads[key]
-
-        grad.ref = weakref.ref(tensor, forget)
-        grads[key] = grad
+        grad = self.grads[id(tensor)] = Grad(tensor, owner, live, assigned)
+        if len(self.grads) > self._prune_at:  # records of freed tensors: swept now and then
+            self.grads = {key: g for key, g in self.grads.items() if g.ref() is not None}
+            self._prune_at = max(1024, 2 * len(self.grads))
         return grad
 
-    def resolve(self, param: Param, tensor, look: bool = False) -> Grad | None:
+    def resolve(self, param: Param, tensor, look: str = "moved") -> Grad | None:
         """The record of the tensor now in ``param.grad`` (None: no gradient). Its content is
-        looked at (is it all zero?) when its version moved, or always with ``look``."""
+        looked at (is it all zero?) when its version moved; with ``look="used"`` also when a
+        step already applied what it holds; with ``look="always"``, always."""
         if tensor is None:
             param.grad = None
             return None
@@ -155,7 +151,8 @@ class Ledger:
             content = not is_zero(tensor)
             live = [self.prewatch] if param.fresh and content else []
             grad = self._new_grad(tensor, id(param.ref()), live, assigned=content and not param.fresh)
-        elif grad.live and (look or tensor._version != grad.version) and is_zero(tensor):
+        elif grad.live and (tensor._version != grad.version or look == "always"
+                            or (look == "used" and grad.live[0].applied)) and is_zero(tensor):
             grad.live, grad.assigned = [], False
         grad.version = tensor._version
         param.grad, param.fresh = grad, False

@@ -67,9 +67,12 @@ class Monitor:
         try:
             fn(*args)
         except Exception as error:  # the user's training must go on whatever happens here
-            self.broken = True
-            warnings.warn(f"zgcheck.runtime stopped checking after an internal error: {error!r}",
-                          RuntimeWarning, stacklevel=3)
+            self._stop(error)
+
+    def _stop(self, error: Exception) -> None:
+        self.broken = True
+        warnings.warn(f"zgcheck.runtime stopped checking after an internal error: {error!r}",
+                      RuntimeWarning, stacklevel=4)
 
     # -- install / uninstall ------------------------------------------------------------------
 
@@ -108,12 +111,28 @@ class Monitor:
         if not param.handles and tensor.requires_grad and tensor.is_leaf:
             ledger = self.ledger
             param.handles = [
-                tensor.register_hook(lambda incoming, param=param: self._safely(ledger.before, param, incoming)),
-                tensor.register_post_accumulate_grad_hook(lambda t, param=param: self._safely(self._after, param, t)),
+                tensor.register_hook(lambda incoming, param=param: self._before(param, incoming)),
+                tensor.register_post_accumulate_grad_hook(lambda t, param=param: self._after(param, t)),
             ]
         return param
 
+    # The two hooks run for every parameter on every backward: _safely's work, inlined.
+
+    def _before(self, param: Param, incoming) -> None:
+        if not self.broken:
+            try:
+                self.ledger.before(param, incoming)
+            except Exception as error:
+                self._stop(error)
+
     def _after(self, param: Param, tensor) -> None:
+        if not self.broken:
+            try:
+                self._accumulated(param, tensor)
+            except Exception as error:
+                self._stop(error)
+
+    def _accumulated(self, param: Param, tensor) -> None:
         if self.ledger.current is None:
             # A backward that did not go through torch.autograd.backward (C++, a saved reference):
             # one record per autograd graph task.

@@ -15,9 +15,9 @@ def judge(ledger: Ledger, opt: int, mark: Mark, burst: Burst, params: list[tuple
     """Report what the step of optimizer ``opt`` at ``mark`` applies that it should not, or misses."""
     ids = {id(p) for _, p in params}
     due = [b for b in burst.backwards if opt not in b.applied and b.touched & ids]
-    present, assigned, held = _present(ledger, params, look=False)
+    present, assigned, held = _present(ledger, params, look="moved")
     if due and all(b in present for b in due) and _probe_cleared(held, due):
-        present, assigned, held = _present(ledger, params, look=True)
+        present, assigned, held = _present(ledger, params, look="always")
     stale = [b for b in present if opt in b.applied and b.site is not None]
     leaked = [b for b in present if opt not in b.applied and b.site is not None
               and b.burst is not None and opt not in b.burst.steps]
@@ -31,7 +31,7 @@ def judge(ledger: Ledger, opt: int, mark: Mark, burst: Burst, params: list[tuple
         b.applied.setdefault(opt, mark)
 
 
-def _present(ledger: Ledger, params, look: bool) -> tuple[dict[Backward, Grad], bool, list[tuple[object, Grad]]]:
+def _present(ledger: Ledger, params, look: str) -> tuple[dict[Backward, Grad], bool, list[tuple[object, Grad]]]:
     """Backward passes whose contributions the step sees (with the tensor holding each), whether
     some gradient was put there by user code rather than by a backward, and each gradient."""
     present: dict[Backward, Grad] = {}
