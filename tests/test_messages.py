@@ -83,3 +83,20 @@ def test_files_without_training_code_are_not_parsed(monkeypatch):
 
     monkeypatch.setattr(runner, "analyse_text", boom)
     assert check_source("def f(x):\n    return x + 1\n", "t.py").diagnostics == ()
+
+
+def test_zg007_names_the_backward_the_other_step_and_the_early_zero():
+    diag = only((FIXTURES / "zg007" / "both_zeros_at_top.py").read_text())
+    assert diag.code == "ZG007" and diag.optimizer == "opt_d" and diag.location.row == 27
+    for cited in ("opt_d.step() (line 27)", "g_loss.backward() (line 22)", "opt_g.step() (line 23)",
+                  "opt_d.zero_grad() (line 18)"):
+        assert cited in diag.message
+    assert [(r.label, r.line) for r in diag.related] == [("zero", 18), ("backward", 22), ("step", 23), ("step", 27)]
+    assert diag.fix is not None and diag.fix.applicability == "safe"
+
+
+def test_zg007_fix_across_blocks_is_unsafe():
+    # The other optimizer's step sits in a branch: the inserted zero is a judgement call.
+    diags = check_source((FIXTURES / "zg007" / "amp_two_scalers_mode_switch.py").read_text(), "t.py").diagnostics
+    assert [d.code for d in diags] == ["ZG007", "ZG007"]
+    assert all(d.fix is not None and d.fix.applicability == "unsafe" for d in diags)
