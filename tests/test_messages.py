@@ -123,3 +123,20 @@ def test_a_finding_that_relies_on_a_call_known_by_its_name_only_has_no_safe_fix(
     (diag,) = check_source(text, "t.py").diagnostics
     assert (diag.code, diag.location.row) == ("ZG002", 7)
     assert diag.fix is None  # the zero is a call we cannot see into: never moved
+
+
+def test_zg007_names_the_backward_the_other_step_and_the_early_zero():
+    diag = only((FIXTURES / "zg007" / "both_zeros_at_top.py").read_text())
+    assert diag.code == "ZG007" and diag.optimizer == "opt_d" and diag.location.row == 27
+    for cited in ("opt_d.step() (line 27)", "g_loss.backward() (line 22)", "opt_g.step() (line 23)",
+                  "opt_d.zero_grad() (line 18)"):
+        assert cited in diag.message
+    assert [(r.label, r.line) for r in diag.related] == [("zero", 18), ("backward", 22), ("step", 23), ("step", 27)]
+    assert diag.fix is not None and diag.fix.applicability == "safe"
+
+
+def test_zg007_fix_across_blocks_is_unsafe():
+    # The other optimizer's step sits in a branch: the inserted zero is a judgement call.
+    diags = check_source((FIXTURES / "zg007" / "amp_two_scalers_mode_switch.py").read_text(), "t.py").diagnostics
+    assert [d.code for d in diags] == ["ZG007", "ZG007"]
+    assert all(d.fix is not None and d.fix.applicability == "unsafe" for d in diags)

@@ -276,11 +276,15 @@ def _overlaps(a: Fix, b: Fix) -> bool:
 def choose(diagnostics: list[Diagnostic], unsafe: bool) -> list[Diagnostic]:
     """Fixable diagnostics whose edits do not touch each other (the rest wait a pass)."""
     chosen: list[Diagnostic] = []
+    usable = lambda d: d.fix is not None and (d.fix.applicability != UNSAFE or unsafe)  # noqa: E731
+    # A ZG007 fix puts a zero of its optimizer before that optimizer's own backward, which
+    # also resets what ZG001 / ZG003 miss: their extra zero waits for the re-check.
+    leaking = {d.optimizer for d in diagnostics if d.code == "ZG007" and usable(d)}
     # Resets after steps first: moving a zero under a condition before every step has its
     # reset can leave a conditional zero that the analysis then assumes aligned.
     for diag in sorted(diagnostics, key=lambda d: (FIX_ORDER.get(d.code, 9), d.location.row, d.location.column)):
         fix = diag.fix
-        if fix is None or (fix.applicability == UNSAFE and not unsafe):
+        if not usable(diag) or (diag.code in ("ZG001", "ZG003") and diag.optimizer in leaking):
             continue
         if any(_overlaps(fix, other.fix) for other in chosen):
             continue

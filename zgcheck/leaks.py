@@ -34,6 +34,7 @@ class Contribution:
     state: str  # "pending" | "claimed" | "foreign"
     claimed_by: int | None  # the other optimizer's step
     reaches: frozenset[str]  # optimizers the backward surely writes into
+    closed_by: int | None = None  # the first backward after that step: the burst ended there
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Leak:
     backward: int
     other_step: int
     zero: int | None  # X's zero that ran before the backward (too early), if any
+    closer: int  # the first backward after other_step on this path: X's zero belongs before it
 
 
 class LeakInterpreter(Interpreter):
@@ -94,7 +96,7 @@ class LeakInterpreter(Interpreter):
 
     def backward(self, event: Event, token: LeakToken) -> LeakToken:
         reached = self.reached(event, token.frozen | token.was_frozen)
-        contribs = {replace(c, state="foreign") if c.state == "claimed" else c for c in token.contribs}
+        contribs = {replace(c, state="foreign", closed_by=event.id) if c.state == "claimed" else c for c in token.contribs}
         if self.key in reached:
             contribs.add(Contribution(event.id, "pending", None, reached))
         return replace(token, contribs=frozenset(contribs), was_frozen=token.frozen)
@@ -103,8 +105,8 @@ class LeakInterpreter(Interpreter):
         if event.opt == self.key or self.facts.is_uncertain(event.opt):
             if event.opt == self.key:
                 for c in token.contribs:
-                    if c.state == "foreign" and c.claimed_by is not None:
-                        self.leaks.add(Leak(event.id, c.backward, c.claimed_by, token.last_zero))
+                    if c.state == "foreign" and c.claimed_by is not None and c.closed_by is not None:
+                        self.leaks.add(Leak(event.id, c.backward, c.claimed_by, token.last_zero, c.closed_by))
             return replace(token, contribs=frozenset())
         contribs = {
             replace(c, state="claimed", claimed_by=event.id) if c.state == "pending" and event.opt in c.reaches else c

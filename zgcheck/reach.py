@@ -72,152 +72,146 @@ class _Scope:
         self.assigns.setdefault(key, []).append(record)
 
 
-class _Indexer(cst.CSTVisitor):
-    """One pass: every scope's assignments and returns, and where each backward call sits."""
+class _Indexer:
+    """One walk over the statements: every scope's assignments and returns, and where each
+    backward call sits. Statements are walked through their fields, and expressions only to
+    find backward calls: a LibCST visitor would rebuild every node of the module."""
 
     def __init__(self, parsed: ParsedModule) -> None:
         self.parsed = parsed
         self.module = _Scope(parsed.module, None, ())
-        self.scopes: list[_Scope] = [self.module]
         self.by_node: dict[int, _Scope] = {}
-        self.classes: list[tuple[str, int]] = []  # (name, scope depth where it is defined)
         self.calls: dict[int, tuple[_Scope, int, tuple]] = {}
+        self.smalls: list[tuple[cst.CSTNode, _Scope, int, tuple]] = []
+        self.searched = False
         self.order = 0
-        self.path: list = []
-        self.saved_paths: list[list] = []
-        self.no_grad = 0
 
     def text(self, node: cst.CSTNode) -> str:
         return squash(self.parsed.code(node))
 
-    @property
-    def scope(self) -> _Scope:
-        return self.scopes[-1]
+    def run(self) -> "_Indexer":
+        self.block(self.parsed.module.body, self.module, (), False, None)
+        return self
 
-    def record(self, key: str, value, kind: str) -> None:
-        no_grad = bool(self.no_grad) or self.scope.no_grad
-        self.scope.add(key, _Assignment(value, self.order, tuple(self.path), kind, no_grad))
+    def record(self, scope: _Scope, key: str, value, kind: str, path: tuple, no_grad: bool) -> None:
+        scope.add(key, _Assignment(value, self.order, path, kind, no_grad or scope.no_grad))
 
-    # ----- scopes and blocks ----------------------------------------------------
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self.classes.append((node.name.value, len(self.scopes)))
+    def suite(self, suite, scope: _Scope, path: tuple, no_grad: bool, cls: str | None) -> None:
+        if isinstance(suite, cst.IndentedBlock):
+            self.block(suite.body, scope, path, no_grad, cls)
+        elif suite is not None:
+            self.order += 1
+            for small in suite.body:
+                self.small(small, scope, path, no_grad)
 
-    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
-        self.classes.pop()
+    def block(self, body, scope: _Scope, path: tuple, no_grad: bool, cls: str | None) -> None:
+        for stmt in body:
+            self.order += 1
+            if isinstance(stmt, cst.SimpleStatementLine):
+                for small in stmt.body:
+                    self.small(small, scope, path, no_grad)
+            else:
+                self.compound(stmt, scope, path, no_grad, cls)
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        # A method: defined directly in a class body (not in a function inside it).
-        cls = self.classes[-1][0] if self.classes and self.classes[-1][1] == len(self.scopes) else None
+    def compound(self, stmt, scope: _Scope, path: tuple, no_grad: bool, cls: str | None) -> None:
+        # A branch, a loop body or a handler may not run: assignments inside it do not
+        # replace what came before. With and try bodies always start: they stay transparent.
+        if isinstance(stmt, cst.FunctionDef):
+            self.function(stmt, cls)
+        elif isinstance(stmt, cst.ClassDef):
+            self.suite(stmt.body, scope, path, no_grad, stmt.name.value)
+        elif isinstance(stmt, cst.If):
+            self.suite(stmt.body, scope, path + (("then", id(stmt)),), no_grad, cls)
+            if isinstance(stmt.orelse, cst.If):
+                self.compound(stmt.orelse, scope, path + (("else", id(stmt)),), no_grad, cls)
+            elif stmt.orelse is not None:
+                self.suite(stmt.orelse.body, scope, path + (("else", id(stmt)),), no_grad, cls)
+        elif isinstance(stmt, (cst.For, cst.While)):
+            if isinstance(stmt, cst.For):
+                for key in _target_keys(stmt.target, self.text):
+                    self.record(scope, key, stmt.iter, "set", path, no_grad)
+            self.suite(stmt.body, scope, path + (("loop", id(stmt)),), no_grad, cls)
+            if stmt.orelse is not None:
+                self.suite(stmt.orelse.body, scope, path + (("loop-else", id(stmt)),), no_grad, cls)
+        elif isinstance(stmt, cst.With):
+            off = no_grad or any(NO_GRAD_CONTEXTS.search(self.text(item.item)) for item in stmt.items)
+            for item in stmt.items:
+                if item.asname is not None and isinstance(item.asname.name, (cst.Name, cst.Attribute)):
+                    self.record(scope, self.text(item.asname.name), item.item, "set", path, no_grad)
+            self.suite(stmt.body, scope, path, off, cls)
+        elif isinstance(stmt, (cst.Try, cst.TryStar)):
+            self.suite(stmt.body, scope, path, no_grad, cls)
+            for handler in stmt.handlers:
+                self.suite(handler.body, scope, path + (("except", id(handler)),), no_grad, cls)
+            for part in (stmt.orelse, stmt.finalbody):
+                if part is not None:
+                    self.suite(part.body, scope, path, no_grad, cls)
+        elif isinstance(stmt, cst.Match):
+            for case in stmt.cases:
+                self.suite(case.body, scope, path + (("case", id(case)),), no_grad, cls)
+
+    def function(self, node: cst.FunctionDef, cls: str | None) -> None:
         params = tuple(p.name.value for p in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params))
         no_grad = any(NO_GRAD_CONTEXTS.search(self.text(d.decorator)) or self.text(d.decorator).endswith("no_grad")
                       for d in node.decorators)
+        # A method is defined directly in a class body; functions nested in it are not.
         scope = _Scope(node, cls, params, no_grad=no_grad)
         self.by_node[id(node)] = scope
-        self.scopes.append(scope)
-        self.saved_paths.append(self.path)
-        self.path = []
+        self.suite(node.body, scope, (), False, None)
 
-    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        self.scopes.pop()
-        self.path = self.saved_paths.pop()
+    def small(self, small, scope: _Scope, path: tuple, no_grad: bool) -> None:
+        if isinstance(small, cst.Assign):
+            for target in small.targets:
+                self.assigned(scope, target.target, small.value, "set", path, no_grad)
+        elif isinstance(small, cst.AnnAssign) and small.value is not None:
+            self.assigned(scope, small.target, small.value, "set", path, no_grad)
+        elif isinstance(small, cst.AugAssign):
+            self.assigned(scope, small.target, small.value, "add", path, no_grad)
+        elif isinstance(small, cst.Return) and small.value is not None:
+            scope.returns.append(_Assignment(small.value, self.order, path, "set", no_grad or scope.no_grad))
+        elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+            call = small.value
+            if callee_name(call) in ("append", "extend", "add_", "update") and isinstance(call.func, cst.Attribute) and call.args:
+                self.record(scope, self.text(call.func.value), call.args[0].value, "add", path, no_grad)
+        value = getattr(small, "value", None)
+        if isinstance(value, cst.Call) and callee_name(value) in ("backward", "manual_backward"):
+            self.calls[id(value)] = (scope, self.order, path)  # the usual place: a statement of its own
+        self.smalls.append((small, scope, self.order, path))
 
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        return False
+    def locate(self, node: cst.CSTNode) -> tuple[_Scope, int, tuple] | None:
+        """Where a backward call nested in an expression sits (searched on demand)."""
+        if not self.searched:
+            self.searched = True
+            for small, scope, order, path in self.smalls:
+                for call in _backward_calls(small):
+                    self.calls.setdefault(id(call), (scope, order, path))
+        return self.calls.get(id(node))
 
-    def _push(self, node: cst.CSTNode, label: str) -> None:
-        self.path.append((label, id(node)))
-
-    def _pop(self, *_args) -> None:
-        self.path.pop()
-
-    # A branch, a loop body or a handler may not run: assignments inside it do not
-    # replace what came before. With and try bodies always start: they stay transparent.
-    def visit_If_body(self, node: cst.If) -> None:
-        self._push(node, "then")
-
-    def leave_If_body(self, node: cst.If) -> None:
-        self._pop()
-
-    def visit_If_orelse(self, node: cst.If) -> None:
-        self._push(node, "else")
-
-    def leave_If_orelse(self, node: cst.If) -> None:
-        self._pop()
-
-    def visit_For_body(self, node: cst.For) -> None:
-        self._push(node, "loop")
-
-    def leave_For_body(self, node: cst.For) -> None:
-        self._pop()
-
-    def visit_While_body(self, node: cst.While) -> None:
-        self._push(node, "loop")
-
-    def leave_While_body(self, node: cst.While) -> None:
-        self._pop()
-
-    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
-        self._push(node, "except")
-
-    def leave_ExceptHandler(self, original_node: cst.ExceptHandler) -> None:
-        self._pop()
-
-    def visit_MatchCase(self, node) -> None:
-        self._push(node, "case")
-
-    def leave_MatchCase(self, original_node) -> None:
-        self._pop()
-
-    def visit_With(self, node: cst.With) -> None:
-        grad_off = any(NO_GRAD_CONTEXTS.search(self.text(item.item)) for item in node.items)
-        self.no_grad += grad_off
-        for item in node.items:
-            if item.asname is not None and isinstance(item.asname.name, (cst.Name, cst.Attribute)):
-                self.order += 1
-                self.record(self.text(item.asname.name), item.item, "set")
-
-    def leave_With(self, original_node: cst.With) -> None:
-        grad_off = any(NO_GRAD_CONTEXTS.search(self.text(item.item)) for item in original_node.items)
-        self.no_grad -= grad_off
-
-    # ----- statements -------------------------------------------------------------
-    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
-        self.order += 1
-
-    def visit_For(self, node: cst.For) -> None:
-        self.order += 1
-        for key in _target_keys(node.target, self.text):
-            self.record(key, node.iter, "set")
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        for target in node.targets:
-            self._assigned(target.target, node.value, "set")
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        if node.value is not None:
-            self._assigned(node.target, node.value, "set")
-
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        self._assigned(node.target, node.value, "add")
-
-    def _assigned(self, target: cst.BaseExpression, value: cst.BaseExpression, kind: str) -> None:
+    def assigned(self, scope: _Scope, target, value, kind: str, path: tuple, no_grad: bool) -> None:
         if isinstance(target, cst.Subscript):
-            self.record(self.text(target.value), value, "add")  # d["g"] = loss adds to d
+            self.record(scope, self.text(target.value), value, "add", path, no_grad)  # d["g"] = loss adds to d
             return
         for key in _target_keys(target, self.text):
-            self.record(key, value, kind)
+            self.record(scope, key, value, kind, path, no_grad)
 
-    def visit_Return(self, node: cst.Return) -> None:
-        if node.value is not None:
-            self.scope.returns.append(_Assignment(node.value, self.order, tuple(self.path), "set",
-                                                  bool(self.no_grad) or self.scope.no_grad))
 
-    def visit_Call(self, node: cst.Call) -> None:
-        name = callee_name(node)
-        if name in ("backward", "manual_backward"):
-            self.calls[id(node)] = (self.scope, self.order, tuple(self.path))
-        elif name in ("append", "extend", "add_", "update") and isinstance(node.func, cst.Attribute) and node.args:
-            self.record(self.text(node.func.value), node.args[0].value, "add")
+def _backward_calls(node: cst.CSTNode):
+    """``backward`` / ``manual_backward`` calls inside a small statement (not in lambdas)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Lambda):
+            continue
+        if isinstance(current, cst.Call) and callee_name(current) in ("backward", "manual_backward"):
+            yield current
+        for name in current.__dataclass_fields__:
+            if name.startswith("whitespace") or name in ("lpar", "rpar", "semicolon", "comma"):
+                continue
+            value = getattr(current, name)
+            if isinstance(value, (list, tuple)):
+                stack.extend(v for v in value if isinstance(v, cst.CSTNode))
+            elif isinstance(value, cst.CSTNode):
+                stack.append(value)
 
 
 def _target_keys(target: cst.BaseExpression, text) -> list[str]:
@@ -256,6 +250,9 @@ class _Acc:
     def __init__(self) -> None:
         self.modules: set[str] = set()
         self.complete = True
+        # Assignments already followed for this loss: following one again adds nothing
+        # (the answer is a union), and skipping it keeps long scripts linear.
+        self.visited: set = set()
 
 
 class ReachFinder:
@@ -311,8 +308,7 @@ class ReachFinder:
 
     def index(self) -> "_Indexer":
         if self._index is None:
-            self._index = _Indexer(self.parsed)
-            self.parsed.module.visit(self._index)
+            self._index = _Indexer(self.parsed).run()
         return self._index
 
     def module_keys(self) -> set[str]:
@@ -346,7 +342,8 @@ class ReachFinder:
         return self._cache[event.id]
 
     def _compute(self, event: Event) -> Reach:
-        where = self.index().calls.get(id(event.node))
+        index = self.index()
+        where = index.calls.get(id(event.node)) or index.locate(event.node)
         call = event.node
         if where is None or not isinstance(call, cst.Call):
             return Reach(frozenset(), False)
@@ -459,10 +456,11 @@ class ReachFinder:
         return False
 
     def assignment(self, record: _Assignment, frame: _Frame, acc: _Acc, seen: set, key: str) -> None:
-        marker = (id(frame.scope), key, record.order, id(record.value))
-        if marker in seen or record.no_grad or record.value is None:
+        marker = (id(frame.scope), id(frame.bindings), key, record.order, id(record.value))
+        if marker in acc.visited or record.no_grad or record.value is None:
             return
-        self.expr(record.value, frame, record.order, record.path, acc, seen | {marker})
+        acc.visited.add(marker)
+        self.expr(record.value, frame, record.order, record.path, acc, seen)
 
     def call(self, node: cst.Call, frame: _Frame, order: int, path: tuple, acc: _Acc, seen: set, bound: frozenset) -> None:
         name = callee_name(node)
@@ -549,15 +547,22 @@ def _reaching(records: list[_Assignment], order: int, path: tuple) -> list[_Assi
     return chosen
 
 
+_CONTAINERS = (cst.Arg, cst.Element, cst.DictElement, cst.StarredDictElement, cst.FormattedStringExpression,
+               cst.ComparisonTarget)
+
+
 def _expression_children(node: cst.CSTNode):
-    for child in node.children:
-        if isinstance(child, cst.BaseExpression):
-            yield child
-        elif isinstance(child, (cst.Arg, cst.Element, cst.StarredElement, cst.DictElement, cst.StarredDictElement,
-                                cst.FormattedStringExpression)):
-            yield from _expression_children(child)
-        elif isinstance(child, (cst.BaseSlice, cst.SubscriptElement)):
+    """Sub-expressions, read from the node's fields (LibCST's ``children`` walks the whole
+    node with a visitor, which is costly on long scripts)."""
+    for name in node.__dataclass_fields__:
+        if name in ("lpar", "rpar") or name.startswith("whitespace"):
             continue
+        value = getattr(node, name)
+        for child in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(child, cst.BaseExpression):
+                yield child
+            elif isinstance(child, _CONTAINERS):
+                yield from _expression_children(child)
 
 
 def related(a: str, b: str) -> bool:

@@ -74,11 +74,11 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 by_step.setdefault(leak.step, []).append(leak)
             for step_id in sorted(by_step):
                 # Name the too-early zero when some path has one (the first iteration has none).
-                first = min(by_step[step_id], key=lambda l: (l.zero is None, l.backward, l.other_step, l.zero or 0))
-                yield _diagnostic(ctx, region, key, first, reach)
+                first = min(by_step[step_id], key=lambda l: (l.zero is None, l.backward, l.other_step, l.zero or 0, l.closer))
+                yield _diagnostic(ctx, region, key, first)
 
 
-def _diagnostic(ctx: RuleContext, region: Region, key: str, leak: Leak, reach: ReachFinder) -> Diagnostic:
+def _diagnostic(ctx: RuleContext, region: Region, key: str, leak: Leak) -> Diagnostic:
     events = region.events
     step, backward, other = events[leak.step], events[leak.backward], events[leak.other_step]
     zero = events.get(leak.zero) if leak.zero is not None else None
@@ -91,14 +91,13 @@ def _diagnostic(ctx: RuleContext, region: Region, key: str, leak: Leak, reach: R
         f"{cite(other)}: {why}; zero {key}'s gradients after {other.text} and before its own backward"
     )
     return ctx.diagnostic("ZG007", step, message, key, (zero, backward, other, step),
-                          fix=_fix(ctx, region, key, leak, reach))
+                          fix=_fix(ctx, region, key, leak))
 
 
-def _fix(ctx: RuleContext, region: Region, key: str, leak: Leak, reach: ReachFinder) -> Fix | None:
+def _fix(ctx: RuleContext, region: Region, key: str, leak: Leak) -> Fix | None:
     events = region.events
-    step, other = events[leak.step], events[leak.other_step]
-    target = _first_backward_after(region, key, other, step, reach)
-    if target is None or not step.target:
+    step, other, target = events[leak.step], events[leak.other_step], events[leak.closer]
+    if not step.target:
         return None
     zero = events.get(leak.zero) if leak.zero is not None else None
     keys = {e.opt for e in events.values() if e.kind == "step" and e.opt}
@@ -114,21 +113,6 @@ def _movable(ctx: RuleContext, zero: Event, key: str, keys: set, other: Event, s
     if any(zero_effect(zero, k, ctx.facts) is not None for k in keys if k != key):
         return False
     return zero.line > other.line or zero.line > step.line
-
-
-def _first_backward_after(region: Region, key: str, other: Event, step: Event, reach: ReachFinder) -> Event | None:
-    """X's first backward after Y's step, in loop order (wrapping to the iteration's top)."""
-    keys = [e.opt for e in region.events.values() if e.kind == "step" and e.opt]
-    candidates = [e for e in region.events.values() if e.kind == "backward" and key in reach.optimizers(e, keys)]
-
-    def distance(event: Event) -> tuple[int, int]:
-        return (0 if event.line > other.line else 1, event.line)
-
-    ordered = sorted(candidates, key=distance)
-    for event in ordered:
-        if distance(event) <= distance(step):
-            return event
-    return None
 
 
 RULE = Rule(
