@@ -21,6 +21,8 @@ import runpy
 from collections import Counter
 from dataclasses import dataclass, field
 
+from zgcheck.runtime.monitor import _leaves  # one walk of the autograd graph for oracle and runtime
+
 
 @dataclass
 class OracleReport:
@@ -38,21 +40,6 @@ class OracleReport:
             return False
         k = max(1, len(self.losses) // 5)
         return sum(self.losses[-k:]) / k < sum(self.losses[:k]) / k
-
-
-def _leaves(roots) -> list:
-    """Leaf tensors a backward from ``roots`` accumulates into (AccumulateGrad nodes)."""
-    seen, stack, leaves = set(), [r.grad_fn for r in roots if r.grad_fn is not None], []
-    while stack:
-        fn = stack.pop()
-        if fn is None or id(fn) in seen:
-            continue
-        seen.add(id(fn))
-        variable = getattr(fn, "variable", None)
-        if variable is not None:
-            leaves.append(variable)
-        stack.extend(next_fn for next_fn, _ in fn.next_functions)
-    return leaves
 
 
 class Oracle:
