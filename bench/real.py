@@ -248,7 +248,7 @@ def main() -> None:
     _describe()
     if not args.skip_one_file:
         bench_one_file(args.reps)
-    for name in args.trees.split(","):
+    for name in filter(None, args.trees.split(",")):  # --trees "": only the one-file case
         if name == "torch":
             tree = torch_tree()
             if tree is None:
