@@ -288,9 +288,10 @@ class ReachFinder:
             self.inline(helper, node, frame, order, path, acc, seen)
             return
         callee = self.text(func, frame)
-        module = (self.module_of(callee) if dotted(func) else None) or self.bound_module(func, frame)
+        module = (self.module_of(callee) if self.nameable(func, frame) else None) or self.bound_module(func, frame)
         if module is None and isinstance(func, cst.Attribute) and name not in NOT_FORWARD:
-            receiver = self.module_of(self.text(func.value, frame), container=False) if dotted(func.value) else None
+            receiver = (self.module_of(self.text(func.value, frame), container=False)
+                        if self.nameable(func.value, frame) else None)
             if receiver is not None:
                 module = receiver  # `vae.encode(x)`: a method of a module runs its layers
         if module is not None and not (isinstance(func, cst.Attribute) and name in NOT_FORWARD):
@@ -304,6 +305,15 @@ class ReachFinder:
             if dotted(arg.value) and self.module_of(self.text(arg.value, frame)) is not None:
                 acc.complete = False  # a module handed to an unknown call may run there
             self.expr(arg.value, frame, order, path, acc, seen, bound)
+
+    def nameable(self, node, frame: _Frame) -> bool:
+        """A dotted name that can be taken for the module of that name: not a parameter of
+        the function (``def train(G, D)``: which modules came in cannot be seen), unless the
+        helper was inlined with the caller's argument in its place."""
+        if not dotted(node):
+            return False
+        root = squash(self.parsed.code(node)).split(".")[0]
+        return root == "self" or root not in frame.scope.params or any(old == root for old, _ in frame.subst)
 
     def bound_module(self, func, frame: _Frame) -> str | None:
         """A helper's parameter that the caller filled with a module: ``def g_loss(D, x)``."""
