@@ -432,7 +432,9 @@ class Extractor:
                 break
             name = arg.keyword.value if arg.keyword else (params[index] if index < len(params) else None)
             value = self.text(arg.value, ctx)
-            if name and name != value and re.fullmatch(r"[\w.\[\]'\"()]+", value):
+            # Identity pairs too (`train_step(G, D)` into `def train_step(G, D)`): they tell
+            # reach that G is the caller's G, not an unknown parameter.
+            if name and re.fullmatch(r"[\w.\[\]'\"()]+", value):
                 subst.append((name, value))
         inner = Context(path=ctx.path, cls=ctx.cls, stack=ctx.stack + (id(helper),), subst=tuple(subst), accumulate=ctx.accumulate)
         return [Inline(self.block(helper.body.body, inner))] if isinstance(helper.body, cst.IndentedBlock) else []
