@@ -40,7 +40,7 @@ class Program:
         Left out, by design of the analysis (ARCHITECTURE.md, "Precision rules"): a zero
         under a condition its optimizer's step does not share (assumed aligned), and a zero
         between two backward passes (two-pass schemes stay silent). Left out because the
-        oracle cannot tell: two optimizers stepping at different rates."""
+        oracle answers another question (leaks): two optimizers stepping at different rates."""
         for k in range(self.n_opts):
             zeros = [s for s in self.body if s.kind == "Z" and s.opt == k]
             steps = [s for s in self.body if s.kind == "S" and s.opt == k]
@@ -48,9 +48,10 @@ class Program:
                 return False
             if any(s.guarded for s in steps) and any(not z.guarded for z in zeros) and self.nested:
                 return False
-        # The oracle forgives contributions that another optimizer's step followed (GAN
-        # losses write into both networks), so it cannot see accumulation wiped for an
-        # optimizer that steps less often than the other one.
+        # The joint loss reaches both models: when one optimizer steps less often than the
+        # other, the oracle's leak definition (a backward belongs to the first burst of steps
+        # after it) calls the slower one's accumulated gradient a leak, a ZG007 question that
+        # the ordering rules compared here do not answer.
         rates = {s.guarded for s in self.body if s.kind == "S"}
         if self.n_opts > 1 and len(rates) > 1:
             return False

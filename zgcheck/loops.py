@@ -641,7 +641,9 @@ class Extractor:
                 break
             name = arg.keyword.value if arg.keyword else (params[index] if index < len(params) else None)
             value = self.text(arg.value, ctx)
-            if name and name != value and re.fullmatch(r"[\w.\[\]'\"()]+", value):
+            # Identity pairs too (`train_step(G, D)` into `def train_step(G, D)`): they tell
+            # reach that G is the caller's G, not an unknown parameter.
+            if name and re.fullmatch(r"[\w.\[\]'\"()]+", value):
                 subst.append((name, value))
             elif name and classify(value, ctx.loop_variant | ctx.call_variant) == ITERATION:
                 varying.add(name)  # `update_grad=(i + 1) % k == 0`: the parameter changes per call

@@ -25,6 +25,7 @@ import libcst as cst
 from zgcheck.events import Event
 from zgcheck.parsing import ParsedModule
 from zgcheck.recognize import ModuleFacts, callee_name, squash
+from zgcheck.scopes import Assignment, Scope, ScopeIndex, dotted, reaching, target_keys
 
 # Calls whose result carries no gradient back into what produced their receiver.
 STOP_METHODS = frozenset({"detach", "detach_", "item", "numpy", "tolist", "size", "dim", "numel", "argmax", "argmin"})
@@ -35,11 +36,9 @@ NOT_FORWARD = frozenset({
     "named_modules", "children", "named_children", "requires_grad_", "register_forward_hook", "register_buffer",
     "register_parameter", "add_module", "get_submodule", "type", "share_memory", "extra_repr",
 })
-NO_GRAD_CONTEXTS = re.compile(r"(^|\.)(no_grad|inference_mode)\(\)$|set_grad_enabled\(False\)$")
 # A backward called on an object that takes the loss as its argument.
 LOSS_ARGUMENT_RECEIVERS = frozenset({"accelerator", "fabric", "autograd", "self", "trainer", "strategy", "deepspeed"})
 MAX_DEPTH = 12
-AFTER_ALL = 1 << 60  # "use" position after every statement: all assignments may reach it
 
 
 @dataclass(frozen=True)
@@ -51,196 +50,11 @@ class Reach:
 
 
 @dataclass
-class _Assignment:
-    value: cst.BaseExpression | None
-    order: int
-    path: tuple
-    kind: str  # "set" replaces the value, "add" adds to it (`+=`, `d[k] = v`, `.append(v)`)
-    no_grad: bool
-
-
-@dataclass
-class _Scope:
-    node: cst.CSTNode
-    cls: str | None
-    params: tuple[str, ...]
-    no_grad: bool = False
-    assigns: dict[str, list[_Assignment]] = field(default_factory=dict)
-    returns: list[_Assignment] = field(default_factory=list)
-
-    def add(self, key: str, record: _Assignment) -> None:
-        self.assigns.setdefault(key, []).append(record)
-
-
-class _Indexer:
-    """One walk over the statements: every scope's assignments and returns, and where each
-    backward call sits. Statements are walked through their fields, and expressions only to
-    find backward calls: a LibCST visitor would rebuild every node of the module."""
-
-    def __init__(self, parsed: ParsedModule) -> None:
-        self.parsed = parsed
-        self.module = _Scope(parsed.module, None, ())
-        self.by_node: dict[int, _Scope] = {}
-        self.calls: dict[int, tuple[_Scope, int, tuple]] = {}
-        self.smalls: list[tuple[cst.CSTNode, _Scope, int, tuple]] = []
-        self.searched = False
-        self.order = 0
-
-    def text(self, node: cst.CSTNode) -> str:
-        return squash(self.parsed.code(node))
-
-    def run(self) -> "_Indexer":
-        self.block(self.parsed.module.body, self.module, (), False, None)
-        return self
-
-    def record(self, scope: _Scope, key: str, value, kind: str, path: tuple, no_grad: bool) -> None:
-        scope.add(key, _Assignment(value, self.order, path, kind, no_grad or scope.no_grad))
-
-    def suite(self, suite, scope: _Scope, path: tuple, no_grad: bool, cls: str | None) -> None:
-        if isinstance(suite, cst.IndentedBlock):
-            self.block(suite.body, scope, path, no_grad, cls)
-        elif suite is not None:
-            self.order += 1
-            for small in suite.body:
-                self.small(small, scope, path, no_grad)
-
-    def block(self, body, scope: _Scope, path: tuple, no_grad: bool, cls: str | None) -> None:
-        for stmt in body:
-            self.order += 1
-            if isinstance(stmt, cst.SimpleStatementLine):
-                for small in stmt.body:
-                    self.small(small, scope, path, no_grad)
-            else:
-                self.compound(stmt, scope, path, no_grad, cls)
-
-    def compound(self, stmt, scope: _Scope, path: tuple, no_grad: bool, cls: str | None) -> None:
-        # A branch, a loop body or a handler may not run: assignments inside it do not
-        # replace what came before. With and try bodies always start: they stay transparent.
-        if isinstance(stmt, cst.FunctionDef):
-            self.function(stmt, cls)
-        elif isinstance(stmt, cst.ClassDef):
-            self.suite(stmt.body, scope, path, no_grad, stmt.name.value)
-        elif isinstance(stmt, cst.If):
-            self.suite(stmt.body, scope, path + (("then", id(stmt)),), no_grad, cls)
-            if isinstance(stmt.orelse, cst.If):
-                self.compound(stmt.orelse, scope, path + (("else", id(stmt)),), no_grad, cls)
-            elif stmt.orelse is not None:
-                self.suite(stmt.orelse.body, scope, path + (("else", id(stmt)),), no_grad, cls)
-        elif isinstance(stmt, (cst.For, cst.While)):
-            if isinstance(stmt, cst.For):
-                for key in _target_keys(stmt.target, self.text):
-                    self.record(scope, key, stmt.iter, "set", path, no_grad)
-            self.suite(stmt.body, scope, path + (("loop", id(stmt)),), no_grad, cls)
-            if stmt.orelse is not None:
-                self.suite(stmt.orelse.body, scope, path + (("loop-else", id(stmt)),), no_grad, cls)
-        elif isinstance(stmt, cst.With):
-            off = no_grad or any(NO_GRAD_CONTEXTS.search(self.text(item.item)) for item in stmt.items)
-            for item in stmt.items:
-                if item.asname is not None and isinstance(item.asname.name, (cst.Name, cst.Attribute)):
-                    self.record(scope, self.text(item.asname.name), item.item, "set", path, no_grad)
-            self.suite(stmt.body, scope, path, off, cls)
-        elif isinstance(stmt, (cst.Try, cst.TryStar)):
-            self.suite(stmt.body, scope, path, no_grad, cls)
-            for handler in stmt.handlers:
-                self.suite(handler.body, scope, path + (("except", id(handler)),), no_grad, cls)
-            for part in (stmt.orelse, stmt.finalbody):
-                if part is not None:
-                    self.suite(part.body, scope, path, no_grad, cls)
-        elif isinstance(stmt, cst.Match):
-            for case in stmt.cases:
-                self.suite(case.body, scope, path + (("case", id(case)),), no_grad, cls)
-
-    def function(self, node: cst.FunctionDef, cls: str | None) -> None:
-        params = tuple(p.name.value for p in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params))
-        no_grad = any(NO_GRAD_CONTEXTS.search(self.text(d.decorator)) or self.text(d.decorator).endswith("no_grad")
-                      for d in node.decorators)
-        # A method is defined directly in a class body; functions nested in it are not.
-        scope = _Scope(node, cls, params, no_grad=no_grad)
-        self.by_node[id(node)] = scope
-        self.suite(node.body, scope, (), False, None)
-
-    def small(self, small, scope: _Scope, path: tuple, no_grad: bool) -> None:
-        if isinstance(small, cst.Assign):
-            for target in small.targets:
-                self.assigned(scope, target.target, small.value, "set", path, no_grad)
-        elif isinstance(small, cst.AnnAssign) and small.value is not None:
-            self.assigned(scope, small.target, small.value, "set", path, no_grad)
-        elif isinstance(small, cst.AugAssign):
-            self.assigned(scope, small.target, small.value, "add", path, no_grad)
-        elif isinstance(small, cst.Return) and small.value is not None:
-            scope.returns.append(_Assignment(small.value, self.order, path, "set", no_grad or scope.no_grad))
-        elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
-            call = small.value
-            if callee_name(call) in ("append", "extend", "add_", "update") and isinstance(call.func, cst.Attribute) and call.args:
-                self.record(scope, self.text(call.func.value), call.args[0].value, "add", path, no_grad)
-        value = getattr(small, "value", None)
-        if isinstance(value, cst.Call) and callee_name(value) in ("backward", "manual_backward"):
-            self.calls[id(value)] = (scope, self.order, path)  # the usual place: a statement of its own
-        self.smalls.append((small, scope, self.order, path))
-
-    def locate(self, node: cst.CSTNode) -> tuple[_Scope, int, tuple] | None:
-        """Where a backward call nested in an expression sits (searched on demand)."""
-        if not self.searched:
-            self.searched = True
-            for small, scope, order, path in self.smalls:
-                for call in _backward_calls(small):
-                    self.calls.setdefault(id(call), (scope, order, path))
-        return self.calls.get(id(node))
-
-    def assigned(self, scope: _Scope, target, value, kind: str, path: tuple, no_grad: bool) -> None:
-        if isinstance(target, cst.Subscript):
-            self.record(scope, self.text(target.value), value, "add", path, no_grad)  # d["g"] = loss adds to d
-            return
-        for key in _target_keys(target, self.text):
-            self.record(scope, key, value, kind, path, no_grad)
-
-
-def _backward_calls(node: cst.CSTNode):
-    """``backward`` / ``manual_backward`` calls inside a small statement (not in lambdas)."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, cst.Lambda):
-            continue
-        if isinstance(current, cst.Call) and callee_name(current) in ("backward", "manual_backward"):
-            yield current
-        for name in current.__dataclass_fields__:
-            if name.startswith("whitespace") or name in ("lpar", "rpar", "semicolon", "comma"):
-                continue
-            value = getattr(current, name)
-            if isinstance(value, (list, tuple)):
-                stack.extend(v for v in value if isinstance(v, cst.CSTNode))
-            elif isinstance(value, cst.CSTNode):
-                stack.append(value)
-
-
-def _target_keys(target: cst.BaseExpression, text) -> list[str]:
-    if isinstance(target, (cst.Tuple, cst.List)):
-        return [k for e in target.elements for k in _target_keys(e.value, text)]
-    if isinstance(target, cst.StarredElement):
-        return _target_keys(target.value, text)
-    if isinstance(target, (cst.Name, cst.Attribute)):
-        return [text(target)]
-    return []
-
-
-def _dotted(node: cst.CSTNode) -> bool:
-    """``a`` or ``a.b.c``: a name the analysis can look up."""
-    while isinstance(node, cst.Attribute):
-        node = node.value
-    return isinstance(node, cst.Name)
-
-
-def _dominates(record: _Assignment, path: tuple) -> bool:
-    return path[: len(record.path)] == record.path
-
-
-@dataclass
 class _Frame:
     """Where names are looked up: a scope, renames of its parameters, and (for a helper the
     analysis followed into) the caller's argument expressions."""
 
-    scope: _Scope
+    scope: Scope
     subst: tuple[tuple[str, str], ...] = ()
     bindings: dict[str, tuple[cst.BaseExpression, "_Frame", int, tuple]] = field(default_factory=dict)
     depth: int = 0
@@ -261,21 +75,25 @@ class ReachFinder:
     def __init__(self, parsed: ParsedModule, facts: ModuleFacts) -> None:
         self.parsed = parsed
         self.facts = facts
-        self._index: _Indexer | None = None
+        self._index: ScopeIndex | None = None
         self._owners: dict[str, frozenset[str] | None] | None = None
         self._cache: dict[int, Reach] = {}
         self._known: set[str] | None = None
 
     # ----- ownership ----------------------------------------------------------------
+    def _lightning(self) -> dict[str, frozenset[str] | None]:
+        if self._owners is None:
+            self._owners = lightning_owners(self.index(), self.facts, lambda n: squash(self.parsed.code(n)))
+        return self._owners
+
     def owners(self, key: str) -> frozenset[str] | None:
         """Modules whose parameters optimizer ``key`` updates (None: cannot be seen)."""
-        if self._owners is None:
-            self._owners = lightning_owners(self.parsed, self.facts)
+        extra = self._lightning()
         found = self.facts.owners_of(key)
         if found is None:
-            found = self._owners.get(self.facts.canon(key))
-        if found is None and self.facts.canon(key) not in self._owners:
-            found = self._owners[self.facts.canon(key)] = self._built_from(key)
+            found = extra.get(self.facts.canon(key))
+        if found is None and self.facts.canon(key) not in extra:
+            found = extra[self.facts.canon(key)] = self._built_from(key)
             self._known = None  # new modules to recognise in losses
             self._cache.clear()
         return found
@@ -297,7 +115,7 @@ class ReachFinder:
                             owners |= self._parameter_models(arg.value, scope)
         return frozenset(owners) or None
 
-    def _parameter_models(self, expr: cst.BaseExpression, scope: _Scope) -> set[str]:
+    def _parameter_models(self, expr: cst.BaseExpression, scope: Scope) -> set[str]:
         text = squash(self.parsed.code(expr))
         found = set(self.facts.param_owners(text) or ())
         if not found and isinstance(expr, (cst.Name, cst.Attribute)):
@@ -306,9 +124,9 @@ class ReachFinder:
                     found |= set(self.facts.param_owners(squash(self.parsed.code(record.value))) or ())
         return found
 
-    def index(self) -> "_Indexer":
+    def index(self) -> "ScopeIndex":
         if self._index is None:
-            self._index = _Indexer(self.parsed).run()
+            self._index = ScopeIndex(self.parsed).run()
         return self._index
 
     def module_keys(self) -> set[str]:
@@ -317,9 +135,7 @@ class ReachFinder:
         keys: set[str] = set()
         for found in self.facts.owners.values():
             keys |= set(found or ())
-        if self._owners is None:
-            self._owners = lightning_owners(self.parsed, self.facts)
-        for found in self._owners.values():
+        for found in self._lightning().values():
             keys |= set(found or ())
         self._known = keys
         return keys
@@ -401,14 +217,14 @@ class ReachFinder:
         comp = node.for_in
         while comp is not None:
             self.expr(comp.iter, frame, order, path, acc, seen, frozenset(inner))
-            inner |= set(_target_keys(comp.target, lambda n: squash(self.parsed.code(n))))
+            inner |= set(target_keys(comp.target, lambda n: squash(self.parsed.code(n))))
             comp = comp.inner_for_in
         parts = (node.key, node.value) if isinstance(node, cst.DictComp) else (node.elt,)
         for part in parts:
             self.expr(part, frame, order, path, acc, seen, frozenset(inner))
 
     def name(self, node, frame: _Frame, order: int, path: tuple, acc: _Acc, seen: set, bound: frozenset) -> None:
-        if not _dotted(node):  # `x[0].foo`, `f(x).bar`: what matters is the value below
+        if not dotted(node):  # `x[0].foo`, `f(x).bar`: what matters is the value below
             self.expr(node.value, frame, order, path, acc, seen, bound)
             return
         key = squash(self.parsed.code(node))
@@ -436,7 +252,7 @@ class ReachFinder:
         scope = frame.scope
         records = scope.assigns.get(key)
         if records:
-            for record in _reaching(records, order, path):
+            for record in reaching(records, order, path):
                 self.assignment(record, frame, acc, seen, key)
             return True
         if key.startswith("self.") and scope.cls is not None:
@@ -455,7 +271,7 @@ class ReachFinder:
             return True
         return False
 
-    def assignment(self, record: _Assignment, frame: _Frame, acc: _Acc, seen: set, key: str) -> None:
+    def assignment(self, record: Assignment, frame: _Frame, acc: _Acc, seen: set, key: str) -> None:
         marker = (id(frame.scope), id(frame.bindings), key, record.order, id(record.value))
         if marker in acc.visited or record.no_grad or record.value is None:
             return
@@ -472,9 +288,10 @@ class ReachFinder:
             self.inline(helper, node, frame, order, path, acc, seen)
             return
         callee = self.text(func, frame)
-        module = (self.module_of(callee) if _dotted(func) else None) or self.bound_module(func, frame)
+        module = (self.module_of(callee) if self.nameable(func, frame) else None) or self.bound_module(func, frame)
         if module is None and isinstance(func, cst.Attribute) and name not in NOT_FORWARD:
-            receiver = self.module_of(self.text(func.value, frame), container=False) if _dotted(func.value) else None
+            receiver = (self.module_of(self.text(func.value, frame), container=False)
+                        if self.nameable(func.value, frame) else None)
             if receiver is not None:
                 module = receiver  # `vae.encode(x)`: a method of a module runs its layers
         if module is not None and not (isinstance(func, cst.Attribute) and name in NOT_FORWARD):
@@ -485,9 +302,18 @@ class ReachFinder:
         if isinstance(func, cst.Attribute):
             self.expr(func.value, frame, order, path, acc, seen, bound)
         for arg in node.args:
-            if _dotted(arg.value) and self.module_of(self.text(arg.value, frame)) is not None:
+            if dotted(arg.value) and self.module_of(self.text(arg.value, frame)) is not None:
                 acc.complete = False  # a module handed to an unknown call may run there
             self.expr(arg.value, frame, order, path, acc, seen, bound)
+
+    def nameable(self, node, frame: _Frame) -> bool:
+        """A dotted name that can be taken for the module of that name: not a parameter of
+        the function (``def train(G, D)``: which modules came in cannot be seen), unless the
+        helper was inlined with the caller's argument in its place."""
+        if not dotted(node):
+            return False
+        root = squash(self.parsed.code(node)).split(".")[0]
+        return root == "self" or root not in frame.scope.params or any(old == root for old, _ in frame.subst)
 
     def bound_module(self, func, frame: _Frame) -> str | None:
         """A helper's parameter that the caller filled with a module: ``def g_loss(D, x)``."""
@@ -496,7 +322,7 @@ class ReachFinder:
             return self.module_of(self.text(value, caller))
         return None
 
-    def helper(self, func, frame: _Frame) -> tuple[_Scope, bool] | None:
+    def helper(self, func, frame: _Frame) -> tuple[Scope, bool] | None:
         facts = self.facts
         target = None
         skip_self = False
@@ -508,7 +334,7 @@ class ReachFinder:
         scope = self._index.by_node.get(id(target)) if target is not None else None
         return (scope, skip_self) if scope is not None else None
 
-    def inline(self, helper: tuple[_Scope, bool], call: cst.Call, frame: _Frame, order: int, path: tuple,
+    def inline(self, helper: tuple[Scope, bool], call: cst.Call, frame: _Frame, order: int, path: tuple,
                acc: _Acc, seen: set) -> None:
         scope, skip_self = helper
         marker = ("helper", id(scope.node))
@@ -530,21 +356,6 @@ class ReachFinder:
         for record in scope.returns:
             if not record.no_grad:
                 self.expr(record.value, inner, record.order, record.path, acc, seen | {marker})
-
-
-def _reaching(records: list[_Assignment], order: int, path: tuple) -> list[_Assignment]:
-    """The assignments that can give a name its value at (order, path): the nearest one
-    that surely ran, plus conditional or additive ones after it. None before the use (the
-    value comes from an earlier iteration): all of them."""
-    before = sorted((r for r in records if r.order < order), key=lambda r: -r.order)
-    if not before:
-        return list(records)
-    chosen = []
-    for record in before:
-        chosen.append(record)
-        if record.kind == "set" and _dominates(record, path):
-            break
-    return chosen
 
 
 _CONTAINERS = (cst.Arg, cst.Element, cst.DictElement, cst.StarredDictElement, cst.FormattedStringExpression,
@@ -584,66 +395,34 @@ def loss_expression(call: cst.Call, text) -> cst.BaseExpression | None:
     return func.value
 
 
-def lightning_owners(parsed: ParsedModule, facts: ModuleFacts) -> dict[str, frozenset[str] | None]:
+def lightning_owners(index: ScopeIndex, facts: ModuleFacts, text) -> dict[str, frozenset[str] | None]:
     """``opt_g, opt_d = self.optimizers()`` mapped to the models of the optimizers that
     ``configure_optimizers`` returns, in order."""
     configure = [f for (_, n), f in facts.methods.items() if n == "configure_optimizers"]
-    if not configure:
+    scope = index.by_node.get(id(configure[0])) if configure else None
+    if scope is None or len(scope.returns) != 1 or not index.unpacked:
         return {}
-    finder = _LightningFinder(parsed)
-    parsed.module.visit(finder)
-    built = [_optimizer_owners(e, facts, parsed, configure[0]) for e in _returned_optimizers(configure[0])]
+    value = scope.returns[0].value
+    # `return [opt_g, opt_d], [sched]` or `return opt_g, opt_d` or `return [opt_g, opt_d]`
+    if isinstance(value, (cst.Tuple, cst.List)) and value.elements and isinstance(value.elements[0].value, (cst.Tuple, cst.List)):
+        value = value.elements[0].value
+    if not isinstance(value, (cst.Tuple, cst.List)):
+        return {}
+    built = [_optimizer_owners(e.value, facts, text) for e in value.elements]
     owners: dict[str, frozenset[str] | None] = {}
-    for names in finder.unpacked:
+    for names in index.unpacked:
         if len(names) == len(built):
             for name, found in zip(names, built):
                 owners[facts.canon(name)] = found
     return owners
 
 
-class _LightningFinder(cst.CSTVisitor):
-    def __init__(self, parsed: ParsedModule) -> None:
-        self.parsed = parsed
-        self.unpacked: list[list[str]] = []
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        value = node.value
-        if isinstance(value, cst.Call) and callee_name(value) == "optimizers" and len(node.targets) == 1:
-            target = node.targets[0].target
-            if isinstance(target, (cst.Tuple, cst.List)):
-                self.unpacked.append([squash(self.parsed.code(e.value)) for e in target.elements])
-
-
-def _returned_optimizers(func: cst.FunctionDef) -> list[cst.BaseExpression]:
-    class Returns(cst.CSTVisitor):
-        def __init__(self) -> None:
-            self.values: list[cst.BaseExpression] = []
-
-        def visit_Return(self, node: cst.Return) -> None:
-            if node.value is not None:
-                self.values.append(node.value)
-
-    finder = Returns()
-    func.visit(finder)
-    if len(finder.values) != 1:
-        return []
-    value = finder.values[0]
-    # `return [opt_g, opt_d], [sched]` or `return opt_g, opt_d` or `return [opt_g, opt_d]`
-    if isinstance(value, (cst.Tuple, cst.List)) and value.elements and isinstance(value.elements[0].value, (cst.Tuple, cst.List)):
-        value = value.elements[0].value
-    if isinstance(value, (cst.Tuple, cst.List)):
-        return [e.value for e in value.elements]
-    return []
-
-
-def _optimizer_owners(expr, facts: ModuleFacts, parsed: ParsedModule, func: cst.FunctionDef) -> frozenset[str] | None:
+def _optimizer_owners(expr, facts: ModuleFacts, text) -> frozenset[str] | None:
     if isinstance(expr, cst.Call) and facts.is_factory(callee_name(expr)):
         owners: set[str] = set()
         for arg in expr.args:
-            found = facts.param_owners(squash(parsed.code(arg.value)))
-            if found:
-                owners |= found
+            owners |= set(facts.param_owners(text(arg.value)) or ())
         return frozenset(owners) or None
-    if isinstance(expr, cst.Dict):  # {"optimizer": opt, ...}
-        return None
-    return facts.owners_of(squash(parsed.code(expr)))
+    if isinstance(expr, (cst.Name, cst.Attribute)):
+        return facts.owners_of(text(expr))
+    return None
