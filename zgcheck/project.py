@@ -27,6 +27,15 @@ if TYPE_CHECKING:
     from zgcheck.parsing import ParsedModule
     from zgcheck.recognize import ModuleFacts
 
+# Absolute imports of these packages are libraries, not helpers of the checked project,
+# even when the checked tree is the library itself: checking torch made all of torch "the
+# project" and parsed its biggest modules to follow `torch.manual_seed(...)`. Training
+# frameworks (trl, accelerate, ...) are not listed: their own repositories train through
+# their own helpers.
+LIBRARIES = frozenset({
+    "torch", "torchvision", "torchaudio", "torchtext", "numpy", "scipy", "pandas", "sklearn", "jax", "flax",
+    "tensorflow", "keras", "triton", "sympy", "matplotlib",
+})
 ROOT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg")
 MAX_ANCESTORS = 4  # without a marker, how far up imports are looked for
 MAX_MODULE_BYTES = 512 * 1024  # helpers live in ordinary files; a huge generated one is skipped
@@ -88,6 +97,8 @@ class Project:
     def find(self, importer: str, module: str, level: int = 0) -> str | None:
         """The file of ``module`` as imported from ``importer`` (``level`` dots), or None.
         Cached per folder: a big file calls `torch.` and `np.` functions hundreds of times."""
+        if not level and module.split(".")[0] in LIBRARIES:
+            return None  # `torch.manual_seed(...)`: never a training helper of the user's
         key = (os.path.dirname(os.path.abspath(importer)), module, level)
         if key not in self._found:
             self._found[key] = self._find(importer, module, level)
