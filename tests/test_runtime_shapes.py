@@ -340,3 +340,25 @@ def test_exact_mode_sizes_the_problem(tmp_path):
 
 def test_exact_mode_agrees_on_correct_code(tmp_path):
     assert run_code(tmp_path, MODEL, CLEAN["accumulation"], exact=True) == []
+
+
+OPTIMIZERS = {
+    "sparse_adam": "emb = nn.Embedding(50, 4, sparse=True)\nopt = torch.optim.SparseAdam(emb.parameters())\n"
+                   "def loss_fn():\n    return emb(torch.randint(0, 50, (8,))).pow(2).mean()\n",
+    "fused_adam": "lin = nn.Linear(4, 1)\nopt = torch.optim.Adam(lin.parameters(), fused=True)\n"
+                  "def loss_fn():\n    return lin(torch.randn(8, 4)).pow(2).mean()\n",
+    "sgd_momentum_bf16": "lin = nn.Linear(4, 1).to(torch.bfloat16)\nopt = torch.optim.SGD(lin.parameters(), lr=0.1, momentum=0.9)\n"
+                         "def loss_fn():\n    return lin(torch.randn(8, 4, dtype=torch.bfloat16)).float().pow(2).mean()\n",
+    "rmsprop_two_groups": "lin = nn.Linear(4, 1)\nopt = torch.optim.RMSprop([{'params': [lin.weight]}, {'params': [lin.bias], 'lr': 1e-3}])\n"
+                          "def loss_fn():\n    return lin(torch.randn(8, 4)).pow(2).mean()\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("bug", [False, True], ids=["correct", "zero_between"])
+def test_optimizer_kinds(tmp_path, name, bug):
+    loop = "for i in range(4):\n    opt.zero_grad()\n    loss_fn().backward()\n    opt.step()\n"
+    if bug:
+        loop = "for i in range(4):\n    loss_fn().backward()\n    opt.zero_grad()\n    opt.step()\n"
+    findings = run_code(tmp_path, OPTIMIZERS[name], loop)
+    assert codes(findings) == ({"ZG002"} if bug else set()), [f.message for f in findings]

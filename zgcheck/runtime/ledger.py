@@ -141,7 +141,8 @@ class Ledger:
     def resolve(self, param: Param, tensor, look: str = "moved") -> Grad | None:
         """The record of the tensor now in ``param.grad`` (None: no gradient). Its content is
         looked at (is it all zero?) when its version moved; with ``look="used"`` also when a
-        step already applied what it holds; with ``look="always"``, always."""
+        step already applied what it holds; with ``look="always"``, always; with
+        ``look="never"``, never (the version is then left for the caller to compare)."""
         if tensor is None:
             param.grad = None
             return None
@@ -151,6 +152,9 @@ class Ledger:
             content = not is_zero(tensor)
             live = [self.prewatch] if param.fresh and content else []
             grad = self._new_grad(tensor, id(param.ref()), live, assigned=content and not param.fresh)
+        elif look == "never":
+            param.grad, param.fresh = grad, False
+            return grad
         elif grad.live and (tensor._version != grad.version or look == "always"
                             or (look == "used" and grad.live[0].applied)) and is_zero(tensor):
             grad.live, grad.assigned = [], False

@@ -82,7 +82,7 @@ def is_zero(tensor) -> bool:
             tensor = tensor.coalesce().values()
         if tensor.is_contiguous() and tensor.numel() > 64:
             flat = tensor.view(-1)
-            if bool(flat[:: flat.numel() // 32].any()):
+            if bool(flat[:: (flat.numel() // 31) | 1].any()):  # odd stride: not one column
                 return False
         return not bool(tensor.any())
     except (RuntimeError, TypeError, NotImplementedError):
@@ -94,4 +94,4 @@ def sample(tensor, exact: bool):
     flat = tensor.detach().reshape(-1)
     if exact or flat.numel() <= 64:
         return flat.clone()
-    return flat[:: flat.numel() // 64].clone()
+    return flat[:: (flat.numel() // 63) | 1].clone()

@@ -15,7 +15,7 @@ def judge(ledger: Ledger, opt: int, mark: Mark, burst: Burst, params: list[tuple
     """Report what the step of optimizer ``opt`` at ``mark`` applies that it should not, or misses."""
     ids = {id(p) for _, p in params}
     due = [b for b in burst.backwards if opt not in b.applied and b.touched & ids]
-    present, assigned, held = _present(ledger, params, look="moved")
+    present, assigned, held = _present(ledger, params, look="grouped")
     if due and all(b in present for b in due) and _probe_cleared(held, due):
         present, assigned, held = _present(ledger, params, look="always")
     stale = [b for b in present if opt in b.applied and b.site is not None]
@@ -33,18 +33,41 @@ def judge(ledger: Ledger, opt: int, mark: Mark, burst: Burst, params: list[tuple
 
 def _present(ledger: Ledger, params, look: str) -> tuple[dict[Backward, Grad], bool, list[tuple[object, Grad]]]:
     """Backward passes whose contributions the step sees (with the tensor holding each), whether
-    some gradient was put there by user code rather than by a backward, and each gradient."""
-    present: dict[Backward, Grad] = {}
-    assigned = False
+    some gradient was put there by user code rather than by a backward, and each gradient.
+    ``look="grouped"``: see `_look_at_moved`; else as `Ledger.resolve`."""
     held = []
     for param, p in params:
-        grad = ledger.resolve(param, p.grad, look=look)
+        grad = ledger.resolve(param, p.grad, look="never" if look == "grouped" else look)
         if grad is not None:
             held.append((p.grad, grad))
-            assigned = assigned or grad.assigned
-            for b in grad.live:
-                present.setdefault(b, grad)
+    if look == "grouped":
+        _look_at_moved(held)
+    present: dict[Backward, Grad] = {}
+    assigned = False
+    for _, grad in held:
+        assigned = assigned or grad.assigned
+        for b in grad.live:
+            present.setdefault(b, grad)
     return present, assigned, held
+
+
+def _look_at_moved(held: list[tuple[object, Grad]]) -> None:
+    """Gradients changed in place since the backward: scaled (clipping, unscaling) or zeroed.
+    One operation over all of them (`clip_grad_norm_`, a zeroing loop) moves every version
+    by the same amount, so the smallest of each such group is looked at, and the rest of the
+    group only when that one is all zero."""
+    groups: dict[int, list[tuple[object, Grad]]] = {}
+    for tensor, grad in held:
+        if tensor._version != grad.version:
+            if grad.live:
+                groups.setdefault(tensor._version - grad.version, []).append((tensor, grad))
+            grad.version = tensor._version
+    for group in groups.values():
+        group.sort(key=lambda held_one: held_one[0].numel())
+        if is_zero(group[0][0]):
+            for tensor, grad in group:
+                if is_zero(tensor):
+                    grad.live, grad.assigned = [], False
 
 
 def _probe_cleared(held: list[tuple[object, Grad]], due: list[Backward]) -> bool:
