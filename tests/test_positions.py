@@ -41,10 +41,18 @@ def _long_class() -> str:
         for i in range(12)
     )
     tabbed = "".join(f"\tdef t{i}(self):\n\t\tfor p in self.ps:\n\t\t\tp.grad = None\n\n" for i in range(25))
+    long_function = (
+        "\n\n@torch.no_grad()\n# between decorator and def\ndef train(model,\n          loader):  # params\n"
+        '    """Train.\n\n    Long docstring.\n    """\n'
+        + "".join(f"    x{i} = model(loader[{i}]).sum()  # line {i}\n" for i in range(8))
+        + "    def inner(batch):\n" + "".join(f"        y{i} = batch.step({i})\n" for i in range(18))
+        + "        return (y0 +\n                y1)\n\n    # footer comment of train\n"
+        + "    for batch in loader:\n        inner(batch).backward()\n\n        # inner footer\n"
+    )
     return (
         "import torch\n\n\n@decorate(1)\nclass Outer(Base,\n            metaclass=M):\n    x = 1\n\n"
         "    class Inner:" + methods + "\n    # trailing comment of Outer\n\n"
-        "    def last(self): return self.opt.step()\n\n\nclass Tabs:\n" + tabbed + "\t# end of Tabs\n\nfooter = 1\n"
+        "    def last(self): return self.opt.step()\n\n\nclass Tabs:\n" + tabbed + "\t# end of Tabs\n" + long_function + "\nfooter = 1\n"
     )
 
 
