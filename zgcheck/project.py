@@ -403,15 +403,3 @@ def project() -> Project:
     if _PROJECT is None:
         _PROJECT = Project()
     return _PROJECT
-
-
-def still_current(used: tuple[tuple[str, str], ...]) -> bool:
-    """Do the files a cached result relied on still have the same bytes?"""
-    from zgcheck.sources import read_bytes
-
-    for path, digest in used:
-        data = read_bytes(path)
-        if isinstance(data, bytes) and content_hash(data) == digest:
-            continue
-        return False
-    return True
