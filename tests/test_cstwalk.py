@@ -66,3 +66,32 @@ def test_walk_of_every_statement_kind():
     module.visit(expected)
     walk(module, got)
     assert got.calls == expected.calls
+
+
+def test_plain_code_equals_generated_code_on_every_fixture():
+    """The shortcut for names and dotted names gives LibCST's own text, or declines."""
+    from zgcheck.cstwalk import plain_code
+
+    class Collect(cst.CSTVisitor):
+        def __init__(self) -> None:
+            self.nodes: list[cst.CSTNode] = []
+
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            self.nodes.append(node)
+            return True
+
+    texts = [p.read_text(encoding="utf-8") for p in fixture_files()]
+    texts.append("a = (b).c + d . e + (f.g) + h.\\\n    i + j[0].k\n")
+    shortcuts = 0
+    for text in texts:
+        module = cst.parse_module(text)
+        collect = Collect()
+        module.visit(collect)
+        for node in collect.nodes:
+            plain = plain_code(node)
+            if plain is not None:
+                assert plain == module.code_for_node(node)
+                shortcuts += 1
+            elif isinstance(node, (cst.Name, cst.Attribute)) and not node.lpar and isinstance(node, cst.Name):
+                raise AssertionError("a bare name declined")
+    assert shortcuts > 1000

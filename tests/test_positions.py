@@ -46,6 +46,10 @@ def _long_class() -> str:
         '    """Train.\n\n    Long docstring.\n    """\n'
         + "".join(f"    x{i} = model(loader[{i}]).sum()  # line {i}\n" for i in range(8))
         + "    def inner(batch):\n" + "".join(f"        y{i} = batch.step({i})\n" for i in range(18))
+        + "        # a comment line inside inner\n\n"
+        + "    @staticmethod\n    # between\n    def longer(batch):  # split too (long)\n"
+        + "".join(f"        z{i} = (batch.step({i}) +\n              {i}); w = {i}\n\n" for i in range(24))
+        + "        if batch: return z0\n"
         + "        return (y0 +\n                y1)\n\n    # footer comment of train\n"
         + "    for batch in loader:\n        inner(batch).backward()\n\n        # inner footer\n"
     )
@@ -78,3 +82,58 @@ def test_positions_match_position_provider(text, reverse):
                 (want.start.line, want.start.column), (want.end.line, want.end.column)), type(node).__name__
             checked += 1
     assert checked
+
+
+def _layout_module(text: str, sliced: bool) -> tuple[cst.Module, ParsedModule]:
+    """As the analysis builds it: the prefilter's layout, and its sliced text if asked."""
+    import ast
+
+    from zgcheck.layout import layout
+    from zgcheck.prefilter import EventScan
+
+    parsed_text = text
+    if sliced:
+        cut, _ = EventScan(text, ast.parse(text)).sliced()
+        parsed_text = cut or text
+    module = cst.parse_module(parsed_text)
+    return module, ParsedModule(module, source=text, layout=layout(ast.parse(text)), parsed_text=parsed_text)
+
+
+@pytest.mark.parametrize("sliced", [False, True], ids=["whole", "sliced"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["inner-first", "outer-first"])
+@pytest.mark.parametrize("text", sources())
+def test_positions_placed_by_the_layout_match_position_provider(text, reverse, sliced):
+    """Statements placed by the prefilter's `ast` instead of counted code: the same
+    positions for every node, and the layout is never found wrong (never dropped)."""
+    module, parsed = _layout_module(text, sliced)
+    expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    inside = set()
+    for stmt in module.body:
+        inside.update(MetadataWrapper(module.with_changes(header=(), body=(stmt,), footer=()), unsafe_skip_copy=True).resolve(PositionProvider))
+    checked = 0
+    for node, want in (reversed(expected.items()) if reverse else expected.items()):
+        if node in inside and not isinstance(node, cst.Module):
+            assert (parsed.start(node), parsed.end(node)) == (
+                (want.start.line, want.start.column), (want.end.line, want.end.column)), type(node).__name__
+            checked += 1
+    assert checked
+    assert parsed.layout is not None
+
+
+def test_a_wrong_layout_is_dropped_for_counted_code():
+    """Were the layout ever wrong (a LibCST that groups lines otherwise), positions
+    stay right: the first statement resolved against it disagrees and counting takes over."""
+    import ast
+
+    from zgcheck.layout import Block, layout
+
+    text = TRICKY
+    module = cst.parse_module(text)
+    good = layout(ast.parse(text))
+    shifted = Block(tuple(f + 1 for f in good.top.firsts), tuple(s + 1 for s in good.top.starts))
+    parsed = ParsedModule(module, layout=type(good)(shifted, good.bodies), parsed_text=text)
+    expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    call = next(n for n in expected if isinstance(n, cst.Call) and parsed.code(n).endswith(".step()"))
+    want = expected[call]
+    assert parsed.start(call) == (want.start.line, want.start.column)
+    assert parsed.layout is None

@@ -157,3 +157,49 @@ def test_a_helper_that_gains_events_rechecks_its_cached_caller(tmp_path):
     helper.write_text((NATIVE / "utils.py").read_text())
     second = list(runner.run([str(caller)], Settings(), cache_dir=str(cache)))
     assert [d.code for d in second[0].diagnostics] == ["ZG004"]
+
+
+# ----- the lexical scan before CPython's parser -------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    pytest.param("loss.backward()\noptimizer.step()\n", True, id="calls"),
+    pytest.param("p.grad = None\n", True, id="grad"),
+    pytest.param("model.zero_grad()\n", True, id="zero-grad"),
+    pytest.param('x = "backward"\ny = "step"\n', False, id="strings"),
+    pytest.param("# loss.backward()\nopt.step()\n", False, id="comment"),
+    pytest.param("s = '''\nloss.backward()\n'''\nopt.step()\n", False, id="triple-quoted"),
+    pytest.param('s = """a \\""" b"""\nloss.backward()\nopt.step()\n', True, id="escaped-quote-in-triple"),
+    pytest.param("x = 'it\\'s'; loss.backward(); opt.step()\n", True, id="escaped-quote"),
+    pytest.param("x = f'{a!r}' rb'#' # backward\nloss.backward()\nopt.step()\n", True, id="prefixes-and-hash-in-string"),
+    pytest.param("a = 'unterminated\nloss.backward()\nopt.step()\n", True, id="unterminated-stays-code"),
+    pytest.param("x = '#'; loss.backward()  # 'step'\nopt.step()\n", True, id="hash-in-string"),
+])
+def test_lexical_scan_sees_only_code(text, expected):
+    from zgcheck.sources import code_might_hold_training_code
+
+    assert code_might_hold_training_code(text) is expected
+
+
+def test_lexical_scan_agrees_with_the_tokenizer_on_every_fixture():
+    """Where Python's tokenizer finds the words in code, the scan must too (a miss would
+    silently skip a file). Every fixture, and a library-shaped module, are compared."""
+    import io
+    import tokenize
+
+    from zgcheck.sources import code_might_hold_training_code
+
+    texts = [path.read_text(encoding="utf-8") for path in fixture_files() if path.suffix == ".py"]
+    texts.append(Path(runner.__file__).read_text(encoding="utf-8"))
+    for text in texts:
+        tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+        code = "".join(t.string for t in tokens if t.type not in (tokenize.STRING, tokenize.COMMENT))
+        truth = ".grad" in code or "zero_grad" in code or ("backward" in code and "step" in code)
+        assert code_might_hold_training_code(text) is truth
+
+
+def test_words_only_in_strings_never_reach_the_parser(monkeypatch):
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("parsed although no event word is code")
+
+    monkeypatch.setattr(ast, "parse", refuse)
+    text = '"""Kept for backward compatibility."""\nTABLE = {"step": "addmm_backward", "x": ".grad"}\n'
+    assert precheck("lib.py", text).has_events is False

@@ -68,7 +68,7 @@ def test_jobs_must_be_positive(tmp_path):
         pytest.param("loss.backward()\nxm.optimizer_step(opt)\n", True, id="xla-step"),
         pytest.param(MENTION, False, id="words-only"),
         pytest.param("# backward step .grad\nx = 1\n", False, id="comment-only"),
-        pytest.param("def broken(:\n    opt.step()\n", True, id="syntax-error-goes-on"),
+        pytest.param("def broken(:\n    loss.backward()\n    opt.step()\n", True, id="syntax-error-goes-on"),
     ],
 )
 def test_ast_prefilter(text, expected):

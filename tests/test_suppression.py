@@ -106,3 +106,34 @@ def test_fix_removes_an_unused_directive(tmp_path):
     result = CliRunner().invoke(main, ["check", "--fix", str(target)])
     assert result.exit_code == 0, result.output
     assert target.read_text() == LOOP.format(zero="  # noqa: ZG002", step="")
+
+
+def test_directives_of_other_linters_never_cost_a_tokenize(monkeypatch):
+    """Library files full of `# noqa: E501` (and no finding) are not tokenized: nothing
+    there can be reported, so reading their comments would only cost time."""
+    import zgcheck.suppression as suppression
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("tokenized although no directive can matter")
+
+    monkeypatch.setattr(suppression.tokenize, "generate_tokens", refuse)
+    text = "x = 1  # noqa: E501\ny = 2  # noqa\n" + LOOP.format(zero="", step="  # noqa: BLE001")
+    assert suppression.suppress([], text, "t.py", frozenset({"ZG002", "ZG100"}), frozenset({"ZG002", "ZG100"})) == []
+
+
+def test_only_directives_that_can_matter_are_read():
+    from zgcheck.suppression import directives
+
+    text = 's = """\n# noqa: ZG002\n"""\nx = 1  # noqa: ZG004\ny = 2  # noqa: E501\nz = 3  # noqa\n'
+    assert sorted(directives(text)) == [4, 5, 6]
+    assert sorted(directives(text, rows={2, 4})) == [4]  # row 2 is inside a string
+    assert directives(text, rows=set()) == {}
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_directive_rows_count_every_line_ending(newline):
+    from zgcheck.suppression import candidate_rows, directives
+
+    text = newline.join(["a = 1", "b = 2  # noqa: ZG002", "c = 3", "d = 4  # noqa: E501, ZG004", ""])
+    assert candidate_rows(text) == {2: ("ZG002",), 4: ("E501", "ZG004")}
+    assert sorted(directives(text, rows={2, 4})) == [2, 4]

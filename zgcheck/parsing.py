@@ -1,6 +1,8 @@
 """LibCST parse once per candidate file; a syntax error is a value, not an exception."""
 from __future__ import annotations
 
+import re
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -10,6 +12,7 @@ if TYPE_CHECKING:  # LibCST is imported lazily: a run over files without loops n
     import ast
     from typing import Mapping
 
+    from zgcheck.layout import Block, Layout
     from zgcheck.prefilter import EventScan
 
     import libcst as cst
@@ -19,6 +22,9 @@ if TYPE_CHECKING:  # LibCST is imported lazily: a run over files without loops n
 # A class longer than this is not resolved at once: its statements become units of their
 # own (a test module of one 10,000-line class, with one training loop in one method).
 SPLIT_LINES = 60
+# With the layout, splitting costs no code generation: any statement with one body that
+# is longer than this is resolved as its head and its statements.
+SPLIT_BY_LAYOUT = 12
 
 
 @dataclass
@@ -29,7 +35,12 @@ class _Unit:
     node: "cst.CSTNode"
     offset: int
     indents: tuple[str, ...]
-    text: str
+    # Its generated code (counted lines), or None when the offset came from the layout.
+    text: str | None
+    # From the layout: the line its range must start on (checked), 0 if unknown; and
+    # whether it is a class resolved whole (the head of a split class).
+    start: int = 0
+    whole: bool = False
 
 
 @dataclass
@@ -46,14 +57,27 @@ class ParsedModule:
     # The real text when LibCST parsed a sliced copy (some functions blanked out).
     source: str | None = None
     positions: "dict[cst.CSTNode, CodeRange]" = field(default_factory=dict)
+    # Where statements start, from the prefilter's `ast` (zgcheck.layout), and the text
+    # LibCST parsed (the sliced copy, or the source): nodes are then found by searching
+    # that text, and no statement's code is generated just to count its lines.
+    layout: "Layout | None" = None
+    parsed_text: str | None = None
     _codes: "dict[cst.CSTNode, str]" = field(default_factory=dict, repr=False)
     _pending: "list[_Unit] | None" = field(default=None, repr=False)
+    _order: "list[_Unit]" = field(default_factory=list, repr=False)  # every unit, in text order
+    _offsets: "list[int]" = field(default_factory=list, repr=False)
+    _line_starts: "list[int] | None" = field(default=None, repr=False)
 
     def code(self, node: "cst.CSTNode") -> str:
         """Source text of ``node``; cached, as the analysis asks for the same nodes often."""
         text = self._codes.get(node)
         if text is None:
-            text = self._codes[node] = self.module.code_for_node(node)
+            from zgcheck.cstwalk import plain_code
+
+            text = plain_code(node)
+            if text is None:
+                text = self.module.code_for_node(node)
+            self._codes[node] = text
         return text
 
     @property
@@ -62,6 +86,14 @@ class ParsedModule:
         return self.source if self.source is not None else self.code(self.module)
 
     def start(self, node: "cst.CSTNode") -> tuple[int, int]:
+        if self.layout is not None and node not in self.positions:
+            # A loop's or a function's start is where the layout placed it: no need to
+            # record the positions of everything inside it.
+            if self._pending is None:
+                self._pending = self._statements()
+            found = self._range_by_rows(node, self._key(node), start_only=True)
+            if isinstance(found, tuple):
+                return found
         pos = self._range(node).start
         return pos.line, pos.column
 
@@ -75,9 +107,15 @@ class ParsedModule:
             return found
         if self._pending is None:
             self._pending = self._statements()
-        key = _search_key(self.code(node))
+        key = self._key(node)
+        if self.layout is not None:
+            found = self._range_by_rows(node, key)
+            if found is not None:
+                return found
+            if self.layout is None:  # the layout disagreed: start again by counting
+                return self._range(node)
         while True:  # the units whose text holds the node's first line, one at a time
-            unit = next((u for u in self._pending if key in u.text), None)
+            unit = next((u for u in self._pending if u.text is not None and key in u.text), None)
             if unit is None:
                 break
             self._resolve_unit(unit)
@@ -88,13 +126,114 @@ class ParsedModule:
             self._resolve_unit(self._pending[0])
         return self.positions[node]
 
-    def _resolve_unit(self, unit: _Unit) -> None:
-        self._pending.remove(unit)
+    def _key(self, node: "cst.CSTNode") -> str:
+        """The search key of ``node``; for a compound statement, from its head alone (a
+        long loop's code need not be generated to find its first line)."""
+        import libcst as cst
+
+        body = getattr(node, "body", None)
+        if isinstance(body, cst.IndentedBlock) and type(node) in _first_words():
+            changes = {"body": body.with_changes(body=(cst.SimpleStatementLine((cst.Pass(),)),), footer=())}
+            if getattr(node, "orelse", None) is not None:
+                changes["orelse"] = None
+            return _search_key(self.module.code_for_node(node.with_changes(**changes)))
+        return _search_key(self.code(node))
+
+    def _range_by_rows(self, node: "cst.CSTNode", key: str, start_only: bool = False) -> "CodeRange | tuple[int, int] | None":
+        """Resolve the units whose lines hold ``key`` (found in the parsed text), until
+        ``node`` has a position; None if none does (or the layout was dropped). With
+        ``start_only``, a statement the layout placed gives its start unresolved."""
+        text = self.parsed_text or ""
+        at = text.find(key) if key else -1
+        while at != -1:
+            row = _row(text, at)
+            while True:
+                index = bisect_left(self._offsets, row) - 1
+                unit = self._order[index] if index >= 0 else None
+                if start_only and unit is not None and unit.node is node:
+                    return self._placed_start(unit)
+                if unit is None or not any(u is unit for u in self._pending):
+                    break
+                split = self._resolve_unit(unit)
+                if self.layout is None:
+                    return None
+                found = self.positions.get(node)
+                if found is not None:
+                    return found
+                if not split:
+                    break
+            at = text.find(key, at + 1)
+        return None
+
+    def _resolve_unit(self, unit: _Unit) -> bool:
+        """Resolve ``unit``'s positions, or split it into its statements (True)."""
+        self._pending = [u for u in self._pending if u is not unit]
         parts = self._split(unit)
         if parts:
             self._pending[:0] = parts
-            return
-        self.positions.update(_statement_positions(self.module, unit.node, unit.offset, unit.indents))
+            if self.layout is not None:
+                at = next(i for i, u in enumerate(self._order) if u is unit)
+                self._order[at : at + 1] = parts
+                self._offsets = [u.offset for u in self._order]
+            return True
+        code: list[str] | None = [] if unit.text is None else None
+        found = _statement_positions(self.module, unit.node, unit.offset, unit.indents, code)
+        if code is not None and not self._placed_right(unit, code[0]):
+            self._drop_layout()  # never expected: count generated code instead
+            return False
+        self.positions.update(found)
+        return False
+
+    def _placed_start(self, unit: _Unit) -> "tuple[int, int] | None":
+        """Where the layout placed a compound statement: its line, after its indentation,
+        if the parsed text agrees (the line holds the statement's first word there)."""
+        words = _first_words().get(type(unit.node))
+        starts = self._starts_of_lines()
+        if not unit.start or words is None or unit.start > len(starts):
+            return None
+        text = self.parsed_text or ""
+        indent = "".join(unit.indents)
+        if not text.startswith(indent, starts[unit.start - 1]):
+            return None
+        word = _WORD.match(text, starts[unit.start - 1] + len(indent))
+        if word is None or word.group() not in words:
+            return None
+        return unit.start, len(indent)
+
+    def _starts_of_lines(self) -> list[int]:
+        if self._line_starts is None:
+            self._line_starts = [0] + [m.end() for m in _LINE_BREAK.finditer(self.parsed_text or "")]
+        return self._line_starts
+
+    def _placed_right(self, unit: _Unit, code: str) -> bool:
+        """Does the parsed text hold the unit's code where the layout placed it?"""
+        starts = self._starts_of_lines()
+        if unit.offset >= len(starts):
+            return False
+        return (self.parsed_text or "").startswith(code, starts[unit.offset])
+
+    def _drop_layout(self) -> None:
+        self.layout = None
+        self.positions.clear()
+        self._order, self._offsets = [], []
+        self._pending = self._statements()
+
+    def _from_layout(self, statements, block: "Block", indents: tuple[str, ...]) -> "list[_Unit] | None":
+        """Units for ``statements`` placed by the layout's ``block`` (None: they differ)."""
+        import libcst as cst
+
+        if len(statements) != len(block.firsts):
+            return None
+        units = []
+        for stmt, first, start in zip(statements, block.firsts, block.starts):
+            leading = len(stmt.leading_lines)
+            decorators = getattr(stmt, "decorators", ())
+            if decorators:
+                leading += len(decorators[0].leading_lines)
+            # A function blanked by the prefilter is a `pass` on its first line.
+            expected = first if isinstance(stmt, cst.SimpleStatementLine) else start
+            units.append(_Unit(stmt, first - 1 - leading, indents, None, expected))
+        return units
 
     def _split(self, unit: _Unit) -> "list[_Unit]":
         """The statements of a long class, each with its first line and indentation; the
@@ -103,7 +242,11 @@ class ParsedModule:
         import libcst as cst
 
         node = unit.node
-        if not isinstance(node, cst.ClassDef) or not isinstance(node.body, cst.IndentedBlock):
+        if unit.whole or not isinstance(getattr(node, "body", None), cst.IndentedBlock):
+            return []
+        if unit.text is None:
+            return self._split_by_layout(unit)
+        if not isinstance(node, cst.ClassDef):
             return []
         total = _newlines(unit.text)
         if total < SPLIT_LINES or not _can_seed_indentation():
@@ -120,8 +263,30 @@ class ParsedModule:
         # position of its own is asked for ("" is found by no search key).
         return [_Unit(node, unit.offset, unit.indents, "")] + parts
 
+    def _split_by_layout(self, unit: _Unit) -> "list[_Unit]":
+        """A long class, function, loop, `with` or `if` (no `else`): its head (resolved
+        whole if a position of its own is asked for) and its body's statements, placed by
+        the layout."""
+        found = self.layout.bodies.get(unit.start) if self.layout is not None else None
+        if found is None or found[0] - unit.offset < SPLIT_BY_LAYOUT or getattr(unit.node, "orelse", None) is not None:
+            return []
+        if not _can_seed_indentation():
+            return []
+        body = unit.node.body
+        indents = unit.indents + (self.module.default_indent if body.indent is None else body.indent,)
+        parts = self._from_layout(body.body, found[1], indents)
+        if not parts:
+            return []
+        return [_Unit(unit.node, unit.offset, unit.indents, None, unit.start, whole=True)] + parts
+
     def _statements(self) -> "list[_Unit]":
         """Each top-level statement with the number of lines before its own text."""
+        if self.layout is not None and self.parsed_text is not None:
+            units = self._from_layout(self.module.body, self.layout.top, ())
+            if units is not None:
+                self._order, self._offsets = list(units), [u.offset for u in units]
+                return units
+            self.layout = None
         offset = sum(_newlines(self.code(line)) for line in self.module.header)
         result = []
         for stmt in self.module.body:
@@ -149,6 +314,33 @@ def _can_seed_indentation() -> bool:
     return True
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+_WORDS: "dict[type, tuple[str, ...]] | None" = None
+_WORD = re.compile(r"[A-Za-z_]\w*")
+
+
+def _first_words() -> "dict[type, tuple[str, ...]]":
+    """The compound statements whose start the layout gives without resolving them, with
+    the words their first line starts with."""
+    global _WORDS
+    if _WORDS is None:
+        import libcst as cst
+
+        _WORDS = {cst.For: ("for", "async"), cst.While: ("while",), cst.If: ("if",), cst.With: ("with", "async"),
+                  cst.FunctionDef: ("def", "async"), cst.ClassDef: ("class",)}
+    return _WORDS
+
+
+def _row(text: str, at: int) -> int:
+    """1-based line of offset ``at``, line breaks counted as LibCST does."""
+    if "\r" not in text:
+        return text.count("\n", 0, at) + 1
+    head = text[:at]
+    return _newlines(head) + 1
+
+
 def _newlines(text: str) -> int:
     """Line breaks as LibCST counts them: \\n, \\r\\n and a lone \\r (old Mac files)."""
     if "\r" not in text:
@@ -156,14 +348,18 @@ def _newlines(text: str) -> int:
     return text.count("\n") + text.count("\r") - text.count("\r\n")
 
 
-def _statement_positions(module: "cst.Module", stmt: "cst.CSTNode", offset: int, indents: tuple[str, ...] = ()) -> "dict":
+def _statement_positions(module: "cst.Module", stmt: "cst.CSTNode", offset: int, indents: tuple[str, ...] = (),
+                         code: "list[str] | None" = None) -> "dict":
     """Positions inside one statement whose text starts after ``offset`` lines, inside
-    blocks indented by ``indents`` (none for a top-level statement)."""
+    blocks indented by ``indents`` (none for a top-level statement); ``code`` receives
+    the statement's generated text."""
     try:
         from zgcheck.positions import statement_positions
     except ImportError:  # LibCST moved its internals: the public, slower way
+        if code is not None:
+            code.append(module.code_for_node(stmt))
         return _provider_positions(module, stmt, offset)
-    return statement_positions(module, stmt, offset + 1, indents)
+    return statement_positions(module, stmt, offset + 1, indents, code)
 
 
 def _provider_positions(module: "cst.Module", stmt: "cst.CSTNode", offset: int) -> "dict":
@@ -196,6 +392,8 @@ class Precheck:
     # Other files of the project the decision read (path, content hash): a cached result
     # holds only while they keep these bytes.
     consulted: tuple[tuple[str, str], ...] = ()
+    # Where the statements of the text start (zgcheck.layout), for ParsedModule.
+    layout: "Layout | None" = None
 
 
 def precheck(filename: str, text: str, helpers: "Mapping[str, frozenset[str]] | None" = None,
@@ -212,7 +410,10 @@ def precheck(filename: str, text: str, helpers: "Mapping[str, frozenset[str]] | 
     import warnings
 
     from zgcheck.prefilter import EventScan
+    from zgcheck.sources import code_might_hold_training_code
 
+    if not code_might_hold_training_code(text):
+        return Precheck(False)  # the words the byte prefilter saw are in strings or comments
     try:
         with warnings.catch_warnings():  # "invalid escape sequence" and the like are not ours to print
             warnings.simplefilter("ignore")
@@ -232,7 +433,11 @@ def precheck(filename: str, text: str, helpers: "Mapping[str, frozenset[str]] | 
     except RecursionError:
         return Precheck(True, _too_deep(filename))
     problem = _over_limits(filename, tree, removed)
-    return Precheck(True, problem, None if problem else sliced, tuple(sorted(consulted.items())))
+    if problem:
+        return Precheck(True, problem, None, tuple(sorted(consulted.items())))
+    from zgcheck.layout import layout
+
+    return Precheck(True, None, sliced, tuple(sorted(consulted.items())), layout(tree))
 
 
 def limits(filename: str, text: str) -> FileProblem | None:
@@ -289,7 +494,7 @@ def _fires_with_project(scan: "EventScan", filename: str, consulted: dict[str, s
     return scan.can_fire()
 
 
-def parse(filename: str, text: str, sliced: str | None = None) -> ParsedModule | FileProblem:
+def parse(filename: str, text: str, sliced: str | None = None, layout: "Layout | None" = None) -> ParsedModule | FileProblem:
     """Parse ``text`` with LibCST (call :func:`precheck` first: it guards the limits).
 
     With ``sliced`` (the same text with some functions blanked out, from precheck) LibCST
@@ -298,7 +503,7 @@ def parse(filename: str, text: str, sliced: str | None = None) -> ParsedModule |
 
     if sliced is not None:
         try:
-            return ParsedModule(cst.parse_module(sliced), source=text)
+            return ParsedModule(cst.parse_module(sliced), source=text, layout=layout, parsed_text=sliced)
         except (cst.ParserSyntaxError, RecursionError):
             pass  # never expected: the whole text decides
     try:
@@ -307,7 +512,7 @@ def parse(filename: str, text: str, sliced: str | None = None) -> ParsedModule |
         return _syntax_problem(filename, text, exc)
     except RecursionError:
         return _too_deep(filename)
-    return ParsedModule(module)
+    return ParsedModule(module, layout=layout, parsed_text=text)
 
 
 def _shape(tree: "ast.AST", skip: "set[int]") -> tuple[int, int]:

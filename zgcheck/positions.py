@@ -78,12 +78,16 @@ class _PositionState(CodegenState):
             computed[node] = CodeRange(start, end)
 
 
-def statement_positions(module: "cst.Module", stmt: "cst.CSTNode", first_line: int, indents: tuple[str, ...] = ()) -> dict:
+def statement_positions(module: "cst.Module", stmt: "cst.CSTNode", first_line: int, indents: tuple[str, ...] = (),
+                        code: "list[str] | None" = None) -> dict:
     """Ranges of ``stmt`` and everything inside it, its text starting at ``first_line``
-    inside blocks indented by ``indents`` (a method of a class: the class body's indent)."""
+    inside blocks indented by ``indents`` (a method of a class: the class body's indent).
+    ``code`` receives the statement's generated text."""
     sink = _Sink()
     state = _PositionState(default_indent=module.default_indent, default_newline=module.default_newline,
                            provider=sink, line=first_line)
     state.indent_tokens = list(indents)
     stmt._codegen(state)
+    if code is not None:
+        code.append("".join(state.tokens))
     return sink._computed

@@ -41,7 +41,7 @@ def analyse_text(text: str, filename: str, settings: Settings,
     from zgcheck.recognize import collect_facts
     from zgcheck.rules import RULES, RuleContext
 
-    parsed = checked.problem or parse(filename, text, checked.sliced)
+    parsed = checked.problem or parse(filename, text, checked.sliced, checked.layout)
     if isinstance(parsed, FileProblem):
         return [], [parsed]
     facts = collect_facts(parsed, settings.optimizer_factories, settings.zeroing_engines)

@@ -7,14 +7,14 @@ removes it; codes of other linters (``E501``, ``BLE001``) are theirs and left al
 """
 from __future__ import annotations
 
-from zgcheck.sources import source_lines
-
 import io
 import re
 import tokenize
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from zgcheck.diagnostics import Diagnostic, Edit, Fix, Location
+from zgcheck.sources import _LINE_BREAK, source_lines
 
 NOQA = re.compile(r"#\s*noqa(?![\w-])(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.I)
 FILE_NOQA = re.compile(r"^\s*#\s*zgcheck:\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?\s*$", re.I | re.M)
@@ -45,19 +45,47 @@ def file_exemption(text: str) -> frozenset[str] | None:
     return frozenset(codes) if found else None
 
 
-def directives(text: str) -> dict[int, Directive]:
-    """``# noqa`` directives by line, read from real comments (never from strings)."""
+def directives(text: str, rows: "set[int] | frozenset[int] | None" = None) -> dict[int, Directive]:
+    """``# noqa`` directives by line, read from real comments (never from strings).
+
+    With ``rows``, only those lines are wanted: the tokenizer (the slow part, about 1 s for
+    a 1 MB module) runs only if one of them may hold a directive, and stops after the last."""
+    if rows is not None:
+        rows = set(rows) & set(candidate_rows(text))
+        if not rows:
+            return {}
+    last = max(rows) if rows else None
     found: dict[int, Directive] = {}
     try:
-        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        for token in tokenize.generate_tokens(io.StringIO(text, newline=None).readline):
+            if last is not None and token.start[0] > last:
+                break
             if token.type != tokenize.COMMENT:
                 continue
             match = NOQA.search(token.string)
-            if match:
+            if match and (rows is None or token.start[0] in rows):
                 row, col = token.start
                 found[row] = Directive(row, col + match.start(), col + match.end(), _codes(match.group("codes")))
     except (tokenize.TokenError, SyntaxError, IndentationError):
         pass  # the parser already accepted the file; a tokenizer quirk only loses noqa
+    return found
+
+
+def candidate_rows(text: str) -> dict[int, tuple[str, ...]]:
+    """Lines whose text holds something shaped like a directive (in a comment or not),
+    with the codes named there; found by one regular expression, without tokenizing."""
+    found: dict[int, tuple[str, ...]] = {}
+    starts: list[int] | None = None
+    row, counted = 1, 0
+    for match in NOQA.finditer(text):
+        if "\r" in text:  # old Mac line ends: count as the tokenizer does
+            if starts is None:
+                starts = [0] + [m.end() for m in _LINE_BREAK.finditer(text)]
+            row = bisect_right(starts, match.start())
+        else:
+            row += text.count("\n", counted, match.start())
+            counted = match.start()
+        found[row] = found.get(row, ()) + _codes(match.group("codes"))
     return found
 
 
@@ -70,7 +98,12 @@ def suppress(diagnostics: list[Diagnostic], text: str, filename: str, enabled: f
         diagnostics = [d for d in diagnostics if d.code not in exempt]
     if "noqa" not in text.lower():
         return diagnostics
-    by_row = directives(text)
+    # Only lines that hold a finding, or a directive naming a ZG code (ZG100), can matter.
+    shaped = candidate_rows(text)
+    wanted = {d.location.row for d in diagnostics if d.location.row in shaped}
+    if CODE in enabled:
+        wanted |= {row for row, codes in shaped.items() if any(c.startswith("ZG") for c in codes)}
+    by_row = directives(text, wanted)
     used: dict[int, set[str]] = {}
     kept = []
     for diag in diagnostics:
@@ -79,7 +112,7 @@ def suppress(diagnostics: list[Diagnostic], text: str, filename: str, enabled: f
             used.setdefault(directive.row, set()).add(diag.code)
         else:
             kept.append(diag)
-    if CODE in enabled and not (exempt and CODE in exempt):
+    if CODE in enabled and not (exempt and CODE in exempt) and by_row:
         lines = source_lines(text)
         for directive in by_row.values():
             extra = _unused(directive, used.get(directive.row, set()), enabled, known, lines, filename)
