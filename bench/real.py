@@ -163,6 +163,12 @@ def bench_one_file(reps: int) -> None:
     """Pre-commit: one realistic training script, against the cost of importing LibCST."""
     folder = tempfile.mkdtemp(prefix="zgcheck-bench-one-")
     path = os.path.join(folder, "train.py")
+    # A regular `pip install` writes zgcheck's bytecode, as it did LibCST's; an editable
+    # install under PYTHONDONTWRITEBYTECODE would recompile every module on every run.
+    import zgcheck
+
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.dirname(zgcheck.__file__)], check=False,
+                   stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""})
     with open(path, "w", encoding="utf-8") as out:
         out.write(large_training_module(random.Random(11), 800))
     commands = {

@@ -95,3 +95,41 @@ def test_plain_code_equals_generated_code_on_every_fixture():
             elif isinstance(node, (cst.Name, cst.Attribute)) and not node.lpar and isinstance(node, cst.Name):
                 raise AssertionError("a bare name declined")
     assert shortcuts > 1000
+
+
+def _non_leaf_recorder_class() -> type:
+    """Hooks on every node type except whitespace, brackets, commas and operators: the
+    shape of zgcheck's visitors, for which walk does not enter those leaves."""
+    from zgcheck.cstwalk import _LEAVES
+
+    methods = {k: v for k, v in vars(ALL_NODES).items() if k.startswith(("visit_", "leave_"))
+               and getattr(cst, k.split("_", 1)[1]) not in _LEAVES}
+    return type("NonLeaves", (_Recorder,), methods)
+
+
+NON_LEAVES = _non_leaf_recorder_class()
+
+
+@pytest.mark.parametrize("path", SOURCES[::3], ids=lambda p: p.name)
+def test_walk_that_skips_leaves_makes_the_same_calls(path):
+    module = cst.parse_module(path.read_text(encoding="utf-8"))
+    expected, got = NON_LEAVES(), NON_LEAVES()
+    module.visit(expected)
+    walk(module, got)
+    assert got.calls == expected.calls
+    assert len(got.calls) > 50
+
+
+def test_leaves_hold_only_leaves():
+    """Skipping a leaf must never hide a node a visitor hooks: every child of every leaf
+    met in the fixtures is a leaf too."""
+    from zgcheck.cstwalk import _LEAVES
+
+    class Check(cst.CSTVisitor):
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            if type(node) in _LEAVES:
+                assert all(type(child) in _LEAVES for child in node.children), type(node).__name__
+            return True
+
+    for path in SOURCES:
+        cst.parse_module(path.read_text(encoding="utf-8")).visit(Check())

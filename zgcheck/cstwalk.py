@@ -77,14 +77,44 @@ def _own(visitor_type: type, name: str) -> Callable | None:
     return None if found is None or found is getattr(cst.CSTVisitor, name, None) else found
 
 
+def _leaf_types() -> frozenset[type]:
+    """Whitespace, comments, brackets, commas and operators: nodes whose subtrees hold only
+    such nodes. About half of a tree; no zgcheck visitor looks at them."""
+    bases = (cst.BaseBinaryOp, cst.BaseBooleanOp, cst.BaseCompOp, cst.BaseUnaryOp, cst.BaseAugOp)
+    named = ("SimpleWhitespace", "ParenthesizedWhitespace", "TrailingWhitespace", "Newline", "EmptyLine", "Comment",
+             "LeftParen", "RightParen", "LeftSquareBracket", "RightSquareBracket", "LeftCurlyBrace",
+             "RightCurlyBrace", "Comma", "Dot", "Colon", "Semicolon", "AssignEqual", "Asynchronous", "ImportStar")
+    found = {getattr(cst, name) for name in named}
+    for name in dir(cst):
+        value = getattr(cst, name)
+        if isinstance(value, type) and issubclass(value, bases) and not name.startswith("Base"):
+            found.add(value)
+    return frozenset(found)
+
+
+_LEAVES: frozenset[type] = _leaf_types()
+_SKIPPED: dict[type, frozenset[type]] = {}
+
+
+def _skipped(visitor_type: type) -> frozenset[type]:
+    """The leaf types a visitor can skip: all of them, unless it has a hook on one."""
+    found = _SKIPPED.get(visitor_type)
+    if found is None:
+        hooked = any(_own(visitor_type, f"{kind}_{t.__name__}") for t in _LEAVES for kind in ("visit", "leave"))
+        found = _SKIPPED[visitor_type] = frozenset() if hooked else _LEAVES
+    return found
+
+
 def walk(root: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
     """Visit ``root`` and everything below it as ``root.visit(visitor)`` would, for a
-    read-only visitor (its return values other than False are ignored)."""
+    read-only visitor (its return values other than False are ignored). Leaf nodes
+    (whitespace, brackets, operators) are not even entered unless the visitor hooks one."""
     visitor_type = type(visitor)
     if visitor_type.on_visit is not cst.CSTVisitor.on_visit or visitor_type.on_leave is not cst.CSTVisitor.on_leave:
         root.visit(visitor)  # a visitor with its own dispatch: the faithful, slow way
         return
     sentinel = cst.MaybeSentinel
+    skip = _skipped(visitor_type)
     hooks = _HOOKS
     stack: list = [(root, False)]
     pop, push = stack.pop, stack.append
@@ -102,10 +132,13 @@ def walk(root: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
         children: list = []
         for name in fields(node_type, node):
             value = getattr(node, name)
-            if value is None or type(value) is sentinel:
+            value_type = type(value)
+            if value is None or value_type is sentinel or value_type in skip:
                 continue
-            if type(value) is tuple or type(value) is list:
-                children.extend(value)  # visited sequences hold nodes only
+            if value_type is tuple or value_type is list:
+                # Visited sequences hold nodes only, of one kind when they are leaves.
+                if value and type(value[0]) not in skip:
+                    children.extend(value)
             else:
                 children.append(value)
         for child in reversed(children):
