@@ -132,6 +132,23 @@ def test_zg007_names_the_backward_the_other_step_and_the_early_zero():
                   "opt_d.zero_grad() (line 18)"):
         assert cited in diag.message
     assert [(r.label, r.line) for r in diag.related] == [("zero", 18), ("backward", 22), ("step", 23), ("step", 27)]
+    # Both zeroed together at the top: the same shape as a joint objective, so unsafe.
+    assert diag.fix is not None and diag.fix.applicability == "unsafe"
+    assert "meant to train both" in diag.message
+
+
+def test_zg007_after_a_joint_zero_is_reported_with_an_unsafe_fix_and_a_hint():
+    """An encoder and a generator zeroed together, one loss for both, the generator one
+    more term (BicycleGAN): maybe a joint objective; the fix would drop it."""
+    diag = only((FIXTURES / "zg007" / "joint_objective_then_extra_term.py").read_text())
+    assert diag.code == "ZG007" and diag.optimizer == "opt_g"
+    assert "if joint.backward(retain_graph=True) is meant to train both, mark this step `# noqa: ZG007`" in diag.message
+    assert diag.fix is not None and diag.fix.applicability == "unsafe"
+
+
+def test_zg007_zero_of_its_own_before_the_leak_keeps_a_safe_fix():
+    diag = only((FIXTURES / "zg007" / "vae_gan_disc_zeroed_at_top.py").read_text())
+    assert diag.code == "ZG007" and "meant to train both" not in diag.message
     assert diag.fix is not None and diag.fix.applicability == "safe"
 
 

@@ -105,3 +105,19 @@ def test_ordering_over_its_work_budget_forgets_conditions_then_goes_silent(monke
     assert forgetting < remembering  # the second pass ran, without conditions
     monkeypatch.setattr(ordering, "WORK_BUDGET", forgetting - 1)
     assert check_source(text, "t.py").diagnostics == ()
+
+
+def test_workers_are_never_forked_from_a_process_with_other_threads():
+    """Forking a process whose other threads hold locks (torch's, gloo's) can hang the
+    worker for ever; the CLI's process has one thread and forks."""
+    import threading
+
+    started, stop = threading.Event(), threading.Event()
+    thread = threading.Thread(target=lambda: (started.set(), stop.wait()))
+    thread.start()
+    try:
+        started.wait()
+        assert runner._pool_context().get_start_method() != "fork"
+    finally:
+        stop.set()
+        thread.join()

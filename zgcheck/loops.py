@@ -33,6 +33,7 @@ MAX_INLINE_DEPTH = 6
 SYNC_CONDITION = "accelerator.sync_gradients"
 EVENT_MARKERS = ("backward", "step", "zero_grad", "clear_grad", ".grad", "optimizer", "requires_grad")
 CALLED = re.compile(r"([A-Za-z_]\w*)\s*\(")
+_DOTTED_NAME = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 PARAM_LOOP_RE = re.compile(r"parameters\(|\bparameters\b|param_groups|\[['\"]params['\"]\]|\bparams?\b|weights?\b")
 
 
@@ -585,8 +586,11 @@ class Extractor:
             # A new optimizer bound here: its parameters are often new too. Treat it as a
             # possible reset rather than report gradients an old instance left behind.
             rebound = [k for k in self.bound_names(targets, ctx) if self.facts.is_optimizer(k)]
-            # Lightning's self.optimizers() hands back the same optimizers every time.
-            if rebound and callee_name(small.value) != "optimizers":
+            # Lightning's self.optimizers() hands back the same optimizers every time; and
+            # inside a loop, an optimizer over parameters that are the same every
+            # iteration (`SGD(net.parameters())`, `net` built before the loop) starts on
+            # their old gradients.
+            if rebound and callee_name(small.value) != "optimizers" and not self.same_parameters(small.value, ctx):
                 return [self.event("zero", small, ctx, opt=self.facts.canon(k), weak=True) for k in rebound]
         for target in targets:
             key = self.text(target, ctx)
@@ -606,6 +610,18 @@ class Extractor:
                 if re.search(pattern, self.text(small.value, ctx)):
                     items.append(self.event("manual", small, ctx, grad_base=base))
         return items
+
+    def same_parameters(self, call: cst.Call, ctx: Context) -> bool:
+        """Inside a loop: does the optimizer built by ``call`` get only parameters of names
+        the loop never assigns (so they keep their gradients from the last iteration)?"""
+        variant = ctx.loop_variant | ctx.call_variant
+        params = next((a.value for a in call.args if a.keyword is None or a.keyword.value == "params"), None)
+        if not ctx.loop_variant or params is None:
+            return False
+        names = set(_DOTTED_NAME.findall(self.text(params, ctx)))
+        if not names:
+            return False
+        return not any(n == v or n.startswith((v + ".", v + "[")) for n in names for v in variant)
 
     def bound_names(self, targets, ctx: Context) -> list[str]:
         names: list[str] = []

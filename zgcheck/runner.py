@@ -360,7 +360,7 @@ def _analyse_all(candidates: list[_Candidate], jobs: int) -> list[FileResult]:
 
     chunks = _balanced_chunks([len(payload) for _, payload, _ in work], jobs)
     try:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as pool:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(chunks)), mp_context=_pool_context()) as pool:
             results: list = [None] * len(work)
             for chunk, done in zip(chunks, pool.map(_check_chunk, [[work[i] for i in chunk] for chunk in chunks])):
                 for index, result in zip(chunk, done):
@@ -369,6 +369,25 @@ def _analyse_all(candidates: list[_Candidate], jobs: int) -> list[FileResult]:
     except (BrokenProcessPool, OSError):
         # No processes here (sandbox, no /dev/shm) or a worker died: slower, same answer.
         return _check_chunk(work)
+
+
+def _pool_context():
+    """Fork (cheapest) from a process with one thread, as the CLI is; a process with more
+    (a program that imported torch, whose native threads hold locks) forks workers from a
+    fresh server instead: a fork there can hang for ever on a lock no thread will release."""
+    import multiprocessing
+    import os
+
+    try:
+        threads = len(os.listdir("/proc/self/task"))
+    except OSError:
+        import threading
+
+        threads = threading.active_count() + (1 if "torch" in sys.modules else 0)
+    methods = multiprocessing.get_all_start_methods()
+    if threads <= 1 and "fork" in methods:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 def _balanced_chunks(sizes: list[int], jobs: int) -> list[list[int]]:

@@ -21,6 +21,16 @@ Why it hurts training
   is `optimizer.zero_grad` written without parentheses: the method is referenced
   but never called.
 
+  Also reported: a zero that runs under a condition that changes every iteration
+  (`if batch_idx % 8 == 0`, a counter the loop updates) while backward and step run
+  on every iteration (the message names the condition); the same inside a per-batch
+  function (`training_step`, `train_step(batch, batch_idx)`), whose parameters change
+  on every call; and a new optimizer built in every iteration over the parameters of a
+  model built before the loop (a new optimizer object does not clear `.grad`).
+  Not reported: a zero behind a mode switch the loop never changes (`if use_amp:`,
+  `if args.fp16:`) whose other branch zeroes too, or a reset done by a helper, a
+  trainer, an engine or a wrapper optimizer in another module of the project.
+
 Bad
   for x, y in loader:
       loss = loss_fn(model(x), y)

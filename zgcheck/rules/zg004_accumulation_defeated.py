@@ -16,7 +16,11 @@ What it does
   `accelerator.sync_gradients`), so the zero wipes the micro-batches accumulated in
   the iterations that skipped the step. Also `model.zero_grad()` inside
   `accelerator.accumulate(...)`: Accelerate skips a prepared optimizer's zero_grad()
-  while accumulating, but not the model's.
+  while accumulating, but not the model's. Also inside a per-batch function
+  (Lightning's `training_step` with manual optimization, `train_step(batch,
+  batch_idx)`, an ignite process function): the message then says the zero "runs on
+  every call" of it. A zero on every iteration of a dry-run mode that never steps is
+  not reported: nothing is lost before a step that never comes.
 
 Why it hurts training
   Only the last micro-batch before each step contributes: the effective batch is k

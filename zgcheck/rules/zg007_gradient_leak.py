@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from dataclasses import replace
+
 from zgcheck.diagnostics import Diagnostic, Fix
 from zgcheck.events import Event, Region
 from zgcheck.leaks import Leak, find_leaks
@@ -59,7 +61,11 @@ How the fix works
   optimizer's step (or, when its zero sits at the top of the iteration or also clears
   other optimizers, a new `opt.zero_grad()` is inserted there). The fix is safe when
   the zero, that backward and the other step are in the same block and the optimizer
-  was built in the file; otherwise it is unsafe.
+  was built in the file; otherwise it is unsafe. It is also unsafe when both optimizers
+  were zeroed together right before that backward: one loss may then be a joint
+  objective both are meant to step on (an encoder and a generator trained on one
+  reconstruction loss, the generator on one more term of its own), which the fix would
+  drop from the second step; the message says so.
 """
 
 
@@ -90,8 +96,20 @@ def _diagnostic(ctx: RuleContext, region: Region, key: str, leak: Leak) -> Diagn
         f"{cite(step)} applies gradients that {cite(backward)} wrote into {key}'s parameters for "
         f"{cite(other)}: {why}; zero {key}'s gradients after {other.text} and before its own backward"
     )
-    return ctx.diagnostic("ZG007", step, message, key, (zero, backward, other, step),
-                          fix=_fix(ctx, region, key, leak))
+    fix = _fix(ctx, region, key, leak)
+    if zero is not None and _zeroed_together(region, zero, other, backward):
+        # One backward right after both optimizers were cleared together may be a joint
+        # objective that both are meant to step on (an encoder and a generator), not a leak.
+        message += f" (if {backward.text} is meant to train both, mark this step `# noqa: ZG007`)"
+        fix = replace(fix, applicability="unsafe") if fix is not None else None
+    return ctx.diagnostic("ZG007", step, message, key, (zero, backward, other, step), fix=fix)
+
+
+def _zeroed_together(region: Region, zero: Event, other: Event, backward: Event) -> bool:
+    """Was the other optimizer zeroed in one group with ``zero`` (on the same or the next
+    line, as `opt_e.zero_grad(); opt_g.zero_grad()`), before ``backward``?"""
+    return any(mate.kind == "zero" and mate.opt == other.opt and mate.line < backward.line
+               and abs(mate.line - zero.line) <= 1 for mate in region.events.values())
 
 
 def _fix(ctx: RuleContext, region: Region, key: str, leak: Leak) -> Fix | None:
