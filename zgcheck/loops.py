@@ -33,6 +33,9 @@ MAX_INLINE_DEPTH = 6
 SYNC_CONDITION = "accelerator.sync_gradients"
 EVENT_MARKERS = ("backward", "step", "zero_grad", "clear_grad", ".grad", "optimizer", "requires_grad")
 CALLED = re.compile(r"([A-Za-z_]\w*)\s*\(")
+# Expressions that can hold no call (their text generated just to look for "(" cost more
+# than walking the others).
+_WITHOUT_CALLS = frozenset({cst.Name, cst.Integer, cst.Float, cst.SimpleString, cst.Ellipsis})
 _DOTTED_NAME = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 PARAM_LOOP_RE = re.compile(r"parameters\(|\bparameters\b|param_groups|\[['\"]params['\"]\]|\bparams?\b|weights?\b")
 
@@ -354,10 +357,7 @@ class Extractor:
 
     # ----- expressions ---------------------------------------------------------
     def expr_events(self, expr: cst.BaseExpression | None, ctx: Context) -> list[Node]:
-        if expr is None:
-            return []
-        code = self.parsed.code(expr)
-        if "(" not in code:
+        if expr is None or type(expr) in _WITHOUT_CALLS:
             return []
         collector = _CallCollector()
         walk_cst(expr, collector)

@@ -41,6 +41,7 @@ class _Unit:
     # whether it is a class resolved whole (the head of a split class).
     start: int = 0
     whole: bool = False
+    done: bool = False  # resolved, or split into units of its own
 
 
 @dataclass
@@ -152,7 +153,7 @@ class ParsedModule:
                 unit = self._order[index] if index >= 0 else None
                 if start_only and unit is not None and unit.node is node:
                     return self._placed_start(unit)
-                if unit is None or not any(u is unit for u in self._pending):
+                if unit is None or unit.done:
                     break
                 split = self._resolve_unit(unit)
                 if self.layout is None:
@@ -168,6 +169,7 @@ class ParsedModule:
     def _resolve_unit(self, unit: _Unit) -> bool:
         """Resolve ``unit``'s positions, or split it into its statements (True)."""
         self._pending = [u for u in self._pending if u is not unit]
+        unit.done = True
         parts = self._split(unit)
         if parts:
             self._pending[:0] = parts
