@@ -22,6 +22,8 @@ _FIELDS: dict[type, tuple[str, ...]] = {}
 # absent there (`FormattedStringExpression.format_spec` is announced only when present).
 _UNSEEN: dict[type, tuple[str, ...]] = {}
 _HOOKS: dict[tuple[type, type], tuple[Callable | None, Callable | None]] = {}
+_HOOKS_OF: dict[type, dict[type, tuple[Callable | None, Callable | None]]] = {}  # per visitor type
+_SETTLED: dict[type, tuple[str, ...]] = {}  # reversed fields of types with nothing unseen
 
 
 class _FieldRecorder(cst.CSTVisitor):
@@ -115,22 +117,33 @@ def walk(root: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
         return
     sentinel = cst.MaybeSentinel
     skip = _skipped(visitor_type)
-    hooks = _HOOKS
-    stack: list = [(root, False)]
-    pop, push = stack.pop, stack.append
+    hooks = _HOOKS_OF.get(visitor_type)
+    if hooks is None:
+        hooks = _HOOKS_OF[visitor_type] = {}
+    settled = _SETTLED  # types whose fields are known for every node of the type
+    # Nodes to visit, and (leave hook, node) pairs to call once their children are done.
+    stack: list = [root]
+    pop, push, extend = stack.pop, stack.append, stack.extend
     while stack:
-        node, leaving = pop()
+        node = pop()
         node_type = type(node)
-        visit, leave = hooks.get((visitor_type, node_type)) or _hooks(visitor, node_type)
-        if leaving:
-            if leave is not None:
-                leave(visitor, node)
+        if node_type is tuple:
+            node[0](visitor, node[1])
             continue
-        push((node, True))
+        pair = hooks.get(node_type)
+        if pair is None:
+            pair = hooks[node_type] = _hooks(visitor, node_type)
+        visit, leave = pair
+        if leave is not None:
+            push((leave, node))
         if visit is not None and visit(visitor, node) is False:
             continue
-        children: list = []
-        for name in fields(node_type, node):
+        names = settled.get(node_type)
+        if names is None:
+            names = fields(node_type, node)[::-1]
+            if not _UNSEEN[node_type]:
+                settled[node_type] = names
+        for name in names:  # last field first: the first child ends on top of the stack
             value = getattr(node, name)
             value_type = type(value)
             if value is None or value_type is sentinel or value_type in skip:
@@ -138,11 +151,9 @@ def walk(root: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
             if value_type is tuple or value_type is list:
                 # Visited sequences hold nodes only, of one kind when they are leaves.
                 if value and type(value[0]) not in skip:
-                    children.extend(value)
+                    extend(reversed(value))
             else:
-                children.append(value)
-        for child in reversed(children):
-            push((child, False))
+                push(value)
 
 
 def plain_code(node: cst.CSTNode) -> str | None:
