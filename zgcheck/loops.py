@@ -619,7 +619,8 @@ class Extractor:
         if not ctx.loop_variant or params is None:
             return False
         names = set(_DOTTED_NAME.findall(self.text(params, ctx)))
-        if not names:
+        # `self.model` may be rebuilt by a method the loop calls (`self._create_model()`).
+        if not names or any(n == "self" or n.startswith("self.") for n in names):
             return False
         return not any(n == v or n.startswith((v + ".", v + "[")) for n in names for v in variant)
 
