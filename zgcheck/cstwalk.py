@@ -87,10 +87,12 @@ def _leaf_types() -> frozenset[type]:
              "LeftParen", "RightParen", "LeftSquareBracket", "RightSquareBracket", "LeftCurlyBrace",
              "RightCurlyBrace", "Comma", "Dot", "Colon", "Semicolon", "AssignEqual", "Asynchronous", "ImportStar")
     found = {getattr(cst, name) for name in named}
-    for name in dir(cst):
-        value = getattr(cst, name)
-        if isinstance(value, type) and issubclass(value, bases) and not name.startswith("Base"):
-            found.add(value)
+    pending = list(bases)
+    while pending:  # every subclass of the operator bases (not `dir(cst)`: lazy attributes)
+        kind = pending.pop()
+        pending.extend(kind.__subclasses__())
+        if not kind.__name__.startswith("Base") and kind.__module__.startswith("libcst._nodes"):
+            found.add(kind)  # (libcst.matchers subclasses them too)
     return frozenset(found)
 
 
