@@ -157,3 +157,37 @@ def test_zg007_fix_across_blocks_is_unsafe():
     diags = check_source((FIXTURES / "zg007" / "amp_two_scalers_mode_switch.py").read_text(), "t.py").diagnostics
     assert [d.code for d in diags] == ["ZG007", "ZG007"]
     assert all(d.fix is not None and d.fix.applicability == "unsafe" for d in diags)
+
+
+UNWRAPPED_GAN = """\
+import torch
+from torch import nn
+from accelerate import Accelerator
+
+vae = nn.Linear(8, 8)
+disc = nn.Linear(8, 1)
+accelerator = Accelerator()
+opt_vae = torch.optim.AdamW(vae.parameters())
+opt_disc = torch.optim.AdamW(disc.parameters())
+vae, disc, opt_vae, opt_disc = accelerator.prepare(vae, disc, opt_vae, opt_disc)
+for step, x in enumerate(loader):
+    recon = accelerator.unwrap_model(vae)(x)
+    if step % 2 == 0:
+        loss = (recon - x).abs().mean() - disc(recon).mean()
+        accelerator.backward(loss)
+        opt_vae.step()
+        opt_vae.zero_grad()
+    else:
+        d_loss = torch.relu(1 - disc(x)).mean() + torch.relu(1 + disc(recon.detach())).mean()
+        accelerator.backward(d_loss)
+        opt_disc.step()
+        opt_disc.zero_grad()
+"""
+
+
+def test_zg007_sees_through_accelerate_unwrap_model():
+    """`accelerator.unwrap_model(vae)` runs vae's layers: the loss is followed into it."""
+    diag = only(UNWRAPPED_GAN)
+    assert diag.code == "ZG007" and diag.optimizer == "opt_disc" and diag.location.row == 21
+    decoded = UNWRAPPED_GAN.replace("accelerator.unwrap_model(vae)(x)", "accelerator.unwrap_model(vae).decode(x)")
+    assert only(decoded).location.row == 21

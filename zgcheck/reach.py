@@ -29,6 +29,8 @@ from zgcheck.scopes import Assignment, Scope, ScopeIndex, dotted, reaching, targ
 
 # Calls whose result carries no gradient back into what produced their receiver.
 STOP_METHODS = frozenset({"detach", "detach_", "item", "numpy", "tolist", "size", "dim", "numel", "argmax", "argmin"})
+# Calls that hand back the module they are given, unwrapped (Accelerate, diffusers' helpers).
+UNWRAPS = frozenset({"unwrap_model", "_unwrap_model"})
 # Methods of a module that do not run its forward pass.
 NOT_FORWARD = frozenset({
     "parameters", "named_parameters", "buffers", "named_buffers", "state_dict", "load_state_dict", "eval",
@@ -287,11 +289,21 @@ class ReachFinder:
         if helper is not None:
             self.inline(helper, node, frame, order, path, acc, seen)
             return
+        inner = self.unwrapped(node, frame)
+        if inner is not None:  # `accelerator.unwrap_model(vae)`: vae itself
+            module = self.module_of(self.text(inner, frame))
+            if module is not None:
+                acc.modules.add(module)
+                return
         callee = self.text(func, frame)
         module = (self.module_of(callee) if self.nameable(func, frame) else None) or self.bound_module(func, frame)
+        called = self.unwrapped(func, frame)  # `accelerator.unwrap_model(vae)(x)`
+        if module is None and called is not None:
+            module = self.module_of(self.text(called, frame))
         if module is None and isinstance(func, cst.Attribute) and name not in NOT_FORWARD:
-            receiver = (self.module_of(self.text(func.value, frame), container=False)
-                        if self.nameable(func.value, frame) else None)
+            base = self.unwrapped(func.value, frame) or func.value
+            receiver = (self.module_of(self.text(base, frame), container=False)
+                        if self.nameable(base, frame) else None)
             if receiver is not None:
                 module = receiver  # `vae.encode(x)`: a method of a module runs its layers
         if module is not None and not (isinstance(func, cst.Attribute) and name in NOT_FORWARD):
@@ -305,6 +317,14 @@ class ReachFinder:
             if dotted(arg.value) and self.module_of(self.text(arg.value, frame)) is not None:
                 acc.complete = False  # a module handed to an unknown call may run there
             self.expr(arg.value, frame, order, path, acc, seen, bound)
+
+    def unwrapped(self, node, frame: _Frame):
+        """The module of `accelerator.unwrap_model(vae)` / `unwrap_model(vae)` (the wrapper
+        Accelerate, DDP or torch.compile put around it runs the same layers), or None."""
+        if (isinstance(node, cst.Call) and callee_name(node) in UNWRAPS and node.args
+                and node.args[0].keyword is None and self.nameable(node.args[0].value, frame)):
+            return node.args[0].value
+        return None
 
     def nameable(self, node, frame: _Frame) -> bool:
         """A dotted name that can be taken for the module of that name: not a parameter of

@@ -322,6 +322,9 @@ class _FactCollector(cst.CSTVisitor):
             source = self.text(value)
             if source not in ("None", "True", "False"):
                 facts.union(names[0], source)
+            if last_name(source) in OPTIMIZER_CLASSES | facts.custom_optimizers and "." not in names[0]:
+                # `optimizer_class = bnb.optim.AdamW8bit`: calling it builds an optimizer.
+                facts.custom_optimizers.add(names[0])
             return
         if isinstance(value, cst.Call) and isinstance(value.func, (cst.Name, cst.Attribute)) and len(names) == 1:
             if callee_name(value)[:1].isupper():  # `self.scaler = NativeScaler()`: an instance

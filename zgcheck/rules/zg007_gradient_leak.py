@@ -74,14 +74,38 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
         return
     reach = ReachFinder(ctx.parsed, ctx.facts)
     for region in ctx.regions:
+        paths = {o.event.id: o.path for o in region.occurrences}
         for key, leaks in find_leaks(region, ctx.facts, reach).items():
             by_step: dict[int, list[Leak]] = {}
             for leak in leaks:
+                if _stepped_by_its_block(region, paths, leak.backward) == key:
+                    continue  # the step's own loss, on a path that skips its (accumulating) step
                 by_step.setdefault(leak.step, []).append(leak)
             for step_id in sorted(by_step):
                 # Name the too-early zero when some path has one (the first iteration has none).
                 first = min(by_step[step_id], key=lambda l: (l.zero is None, l.backward, l.other_step, l.zero or 0, l.closer))
                 yield _diagnostic(ctx, region, key, first)
+
+
+def _stepped_by_its_block(region: Region, paths: dict, backward: int) -> str | None:
+    """The optimizer whose step first follows ``backward`` in its own block (or under an
+    `if` there: `loss.backward(); if (i + 1) % k == 0: opt.step()`): the loss is that
+    optimizer's own. A path that skips that step and meets another optimizer's step first
+    (a phase switch the analysis cannot correlate with it) does not make it a leak into
+    the owner's step."""
+    start = paths.get(backward)
+    if start is None:
+        return None
+    for event_id in sorted(i for i in paths if i > backward):
+        path = paths[event_id]
+        if path[: len(start)] != start:
+            return None  # out of the backward's block
+        event = region.events.get(event_id)
+        if event is None or any(kind == "loop" for kind, _ in path[len(start):]):
+            continue
+        if event.kind == "step" and event.opt:
+            return event.opt
+    return None
 
 
 def _diagnostic(ctx: RuleContext, region: Region, key: str, leak: Leak) -> Diagnostic:
