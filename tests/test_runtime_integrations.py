@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="zgcheck.runtime needs torch: pip install torch==2.13.0")
 
-from runtime_helpers import codes, run_code  # noqa: E402
+from runtime_helpers import codes, run_code, run_code_isolated  # noqa: E402
 
 LOOP = """
 model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
@@ -63,6 +63,11 @@ dist.init_process_group("gloo", init_method="file://" + tempfile.mktemp(), rank=
 """
 
 
+# The wrapped model and its optimizer go before the process group: the group is then never
+# destroyed from inside the DDP Reducer's destructor.
+TEARDOWN = "del model, optimizer\ndist.destroy_process_group()"
+
+
 def _distributed():
     dist = pytest.importorskip("torch.distributed", reason="torch.distributed is not available")
     if not dist.is_available() or not dist.is_gloo_available():
@@ -72,14 +77,14 @@ def _distributed():
 @pytest.mark.parametrize("bug", ["", BUG], ids=["correct", "zero_between"])
 def test_distributed_data_parallel(tmp_path, bug):
     _distributed()
-    findings = run_code(tmp_path, DIST, LOOP.format(wrap="model = nn.parallel.DistributedDataParallel(model)",
-                                                    bug=bug, teardown="dist.destroy_process_group()"))
-    assert codes(findings) == ({"ZG002"} if bug else set())
+    found = run_code_isolated(tmp_path, DIST, LOOP.format(wrap="model = nn.parallel.DistributedDataParallel(model)",
+                                                          bug=bug, teardown=TEARDOWN))
+    assert found == ({"ZG002"} if bug else set())
 
 
 def test_distributed_data_parallel_no_sync_accumulation(tmp_path):
     _distributed()
-    findings = run_code(tmp_path, DIST, """
+    found = run_code_isolated(tmp_path, DIST, """
         model = nn.parallel.DistributedDataParallel(nn.Linear(4, 1))
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
         for i in range(8):
@@ -90,9 +95,10 @@ def test_distributed_data_parallel_no_sync_accumulation(tmp_path):
             model(torch.randn(16, 4)).pow(2).mean().backward()
             optimizer.step()
             optimizer.zero_grad()
+        del model, optimizer
         dist.destroy_process_group()
     """)
-    assert findings == []
+    assert found == set()
 
 
 @pytest.mark.parametrize("bug", ["", BUG], ids=["correct", "zero_between"])
@@ -101,6 +107,6 @@ def test_fully_sharded_data_parallel(tmp_path, bug):
     are seen, gradients left stale across steps are not (README, "Runtime checks")."""
     _distributed()
     pytest.importorskip("torch.distributed.fsdp", reason="FSDP is not available")
-    findings = run_code(tmp_path, DIST, "from torch.distributed.fsdp import fully_shard\n",
-                        LOOP.format(wrap="fully_shard(model)", bug=bug, teardown="dist.destroy_process_group()"))
-    assert codes(findings) == ({"ZG002"} if bug else set())
+    found = run_code_isolated(tmp_path, DIST, "from torch.distributed.fsdp import fully_shard\n",
+                              LOOP.format(wrap="fully_shard(model)", bug=bug, teardown=TEARDOWN))
+    assert found == ({"ZG002"} if bug else set())
