@@ -36,6 +36,7 @@ CALLED = re.compile(r"([A-Za-z_]\w*)\s*\(")
 # Expressions that can hold no call (their text generated just to look for "(" cost more
 # than walking the others).
 _WITHOUT_CALLS = frozenset({cst.Name, cst.Integer, cst.Float, cst.SimpleString, cst.Ellipsis})
+_GRAD_TEST = re.compile(r"(?:not\s+)?[\w.]+\.(?:grad|requires_grad)(?:\s+is(?:\s+not)?\s+None)?")
 _DOTTED_NAME = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 PARAM_LOOP_RE = re.compile(r"parameters\(|\bparameters\b|param_groups|\[['\"]params['\"]\]|\bparams?\b|weights?\b")
 
@@ -51,6 +52,9 @@ class Context:
     stack: tuple[int, ...] = ()
     accumulate: bool = False
     param_vars: tuple[tuple[str, str], ...] = ()
+    # Loop variables over parameters whose loop picks some of them (`if "head" in name:`):
+    # a clear of their `.grad` is partial (freezing those), not a reset of the optimizer.
+    filtered_params: frozenset[str] = frozenset()
     # The condition model (ARCHITECTURE.md): names that change from one iteration to the
     # next. `loop_variant`: assigned in an enclosing loop (or its target). `call_variant`:
     # parameters and locals of a function run once per batch, until a loop of its own.
@@ -235,6 +239,10 @@ class Extractor:
             if isinstance(taken, cst.Else):
                 taken = taken.body
             return Seq(tuple(self.suite(taken, ctx).items)) if taken is not None else EMPTY
+        if ctx.param_vars and stmt.orelse is None and self.skips_only_empty(stmt.test, ctx):
+            # `for p in params: if p.grad is not None: p.grad.zero_()` (a hand-written
+            # zero_grad): the test only skips parameters that have nothing to clear.
+            return Seq(tuple(self.suite(stmt.body, ctx).items))
         mode = classify(cond, ctx.loop_variant | ctx.call_variant)
         self.modes[cond] = max(mode, self.modes.get(cond, mode), key=MODE_ORDER.index)
         # Each branch knows which side of the condition it is on ("if" / "else").
@@ -292,7 +300,33 @@ class Extractor:
             target = target.elements[-1].value
         if not isinstance(target, cst.Name):
             return ctx
-        return replace(ctx, param_vars=ctx.param_vars + ((target.value, self.text(stmt.iter, ctx)),))
+        filtered = ctx.filtered_params | ({target.value} if self.picks_parameters(stmt.body.body, ctx) else set())
+        return replace(ctx, param_vars=ctx.param_vars + ((target.value, self.text(stmt.iter, ctx)),),
+                       filtered_params=frozenset(filtered))
+
+    def skips_only_empty(self, test: cst.BaseExpression, ctx: Context) -> bool:
+        """Is ``test`` about a loop parameter's `.grad` / `.requires_grad` alone?"""
+        parts = re.split(r"\s+(?:and|or)\s+", " ".join(self.parsed.code(test).split()))
+        loop_vars = {name for name, _ in ctx.param_vars}
+        for part in parts:
+            part = part.strip("() ")
+            if not _GRAD_TEST.fullmatch(part) or part.removeprefix("not").strip().split(".")[0] not in loop_vars:
+                return False
+        return True
+
+    def picks_parameters(self, body, ctx: Context) -> bool:
+        """Does a parameter loop's body choose which parameters it touches (an `if` on the
+        name, the shape, a set of frozen names; or such an `if` guarding `continue`)?
+        Tests of `p.grad` / `p.requires_grad` only skip what has nothing to clear."""
+        for stmt in body:
+            if isinstance(stmt, cst.If):
+                parts = re.split(r"\s+(?:and|or)\s+", " ".join(self.parsed.code(stmt.test).split()))
+                if not all(_GRAD_TEST.fullmatch(part.strip("() ")) for part in parts):
+                    return True
+                inner = stmt.body.body if isinstance(stmt.body, cst.IndentedBlock) else ()
+                if self.picks_parameters(inner, ctx):
+                    return True
+        return False
 
     def for_node(self, stmt: cst.For, ctx: Context) -> list[Node]:
         iter_text = self.text(stmt.iter, ctx)
@@ -565,7 +599,9 @@ class Extractor:
     def grad_clear(self, node: cst.CSTNode, base: str, ctx: Context) -> list[Node]:
         """`p.grad = None` / `p.grad.zero_()`: all parameters when p walks a parameter source."""
         source = dict(ctx.param_vars).get(base)
-        if source is None:
+        if source is None and base in self.facts.sole_params:
+            return [self.event("zero", node, ctx, grad_base=base, opt=self.facts.canon(self.facts.sole_params[base]))]
+        if source is None or base in ctx.filtered_params:
             return [self.event("zero", node, ctx, grad_base=base)]
         groups = re.match(r"(.+)\.param_groups$", source)
         if groups is None:

@@ -27,6 +27,7 @@ OPTIMIZER_CLASSES = frozenset(
 )
 # Base classes whose subclasses in the same file are optimizers.
 OPTIMIZER_BASES = OPTIMIZER_CLASSES | {"Optimizer"}
+SCHEDULER_END = re.compile(r"sched(?:ule|uler)?s?$", re.I)
 FACTORY_RE = re.compile(r"^(create|build|get|make|init|setup|configure|new|load)_?(\w*_)?optim", re.I)
 OPTIMIZER_TOKENS = frozenset({"optimizer", "optimiser", "optim", "opt", "optimizers", "optimisers", "optims"})
 NOT_OPTIMIZER_TOKENS = frozenset(
@@ -46,6 +47,17 @@ _CAMEL = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 def squash(text: str) -> str:
     """Expression text without whitespace, used as a stable key."""
     return "".join(text.split())
+
+
+def _sole_parameter(call: cst.Call) -> str | None:
+    """`AdamW([w])` / `AdamW(params=[w])`: the one tensor the optimizer owns."""
+    arg = next((a for a in call.args if a.keyword is None or a.keyword.value == "params"), None)
+    value = arg.value if arg is not None else None
+    if isinstance(value, (cst.List, cst.Tuple)) and len(value.elements) == 1:
+        element = value.elements[0]
+        if isinstance(element, cst.Element) and isinstance(element.value, cst.Name):
+            return element.value.value
+    return None
 
 
 def last_name(key: str) -> str:
@@ -114,6 +126,9 @@ class ModuleFacts:
     optimizers: set[str] = field(default_factory=set)
     not_optimizers: set[str] = field(default_factory=set)
     owners: dict[str, frozenset[str] | None] = field(default_factory=dict)
+    # A tensor that is an optimizer's only parameter (`AdamW([w])`): clearing its `.grad`
+    # resets that optimizer.
+    sole_params: dict[str, str] = field(default_factory=dict)
     engines: set[str] = field(default_factory=set)
     scalers: set[str] = field(default_factory=set)
     zeroed: set[str] = field(default_factory=set)
@@ -152,8 +167,9 @@ class ModuleFacts:
     def is_factory(self, callee: str) -> bool:
         """Does calling ``callee`` build an optimizer?"""
         return (
-            callee in OPTIMIZER_CLASSES or callee in self.custom_optimizers
-            or callee in self.extra_factories or bool(FACTORY_RE.match(callee))
+            callee in OPTIMIZER_CLASSES or callee in self.custom_optimizers or callee in self.extra_factories
+            # `create_optimizer_scheduler(optimizer)` builds a scheduler, not an optimizer
+            or (bool(FACTORY_RE.match(callee)) and not SCHEDULER_END.search(callee))
         )
 
     def canon(self, key: str) -> str:
@@ -346,6 +362,9 @@ class _FactCollector(cst.CSTVisitor):
             if len(names) == 1:
                 facts.optimizers.add(names[0])
                 facts.owners[names[0]] = self._owners(call)
+                sole = _sole_parameter(call)
+                if sole is not None:
+                    facts.sole_params[sole] = names[0]
         elif callee == "optimizers" and isinstance(call.func, cst.Attribute):
             facts.optimizers.update(names)
         elif callee == "initialize" and "deepspeed" in self.text(call.func):
