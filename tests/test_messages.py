@@ -106,7 +106,10 @@ def test_message_names_the_condition_a_zero_runs_under():
     )
     (diag,) = check_source(text, "t.py").diagnostics
     assert diag.code == "ZG001" and diag.location.row == 8
-    assert "opt.zero_grad() (line 6) runs only when `batch_idx%8==0`" in diag.message
+    assert "opt.zero_grad() (line 6) runs only when `batch_idx % 8 == 0`" in diag.message
+    # As written (spaces kept), not as the analysis keys it (`optimizeranddo_zero_grad`).
+    both = text.replace("if batch_idx % 8 == 0:", "if opt and (batch_idx % 8 == 0):")
+    assert "runs only when `opt and (batch_idx % 8 == 0)`" in check_source(both, "t.py").diagnostics[0].message
 
 
 def test_a_finding_that_relies_on_a_call_known_by_its_name_only_has_no_safe_fix():

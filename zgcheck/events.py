@@ -103,6 +103,7 @@ class Region:
     occurrences: tuple[Ev, ...]
     loops: dict[int, Loop]
     modes: dict[str, str] = field(default_factory=dict)  # condition text -> its mode
+    shown: dict[str, str] = field(default_factory=dict)  # condition text -> as written (messages)
 
     def kinds(self) -> set[str]:
         return {e.kind for e in self.events.values()}

@@ -99,6 +99,7 @@ class Extractor:
     _relevant: dict[int, bool] = field(default_factory=dict)
     _generators: dict[int, bool] = field(default_factory=dict)
     modes: dict[str, str] = field(default_factory=dict)  # condition text -> conditions.SWITCH / ...
+    shown: dict[str, str] = field(default_factory=dict)  # condition key -> the text as written, for messages
     _assigned: dict[int, frozenset[str]] = field(default_factory=dict)
 
     def assigned(self, node: cst.For | cst.While | cst.FunctionDef) -> frozenset[str]:
@@ -229,6 +230,10 @@ class Extractor:
         while cond.startswith("not") and isinstance(stmt.test, cst.UnaryOperation) and not negated:
             cond, negated = self.text(stmt.test.expression, ctx), True
         cond = _outer_parens_removed(cond)
+        written = " ".join(self.parsed.code(stmt.test.expression if negated else stmt.test).split())
+        written = written[1:-1].strip() if written.startswith("(") and squash(written[1:-1]) == cond else written
+        if squash(written) == cond:  # (not when a helper's parameters were renamed)
+            self.shown.setdefault(cond, written)
         known = self.known_truth(cond)
         if known is not None:
             # `if optimizer is not None:` with an optimizer, `if None is not None:` once a
@@ -509,7 +514,7 @@ class Extractor:
         inner = self.bind(func, call, ctx, skip_self, cls)
         if ctx.site is None:
             inner = replace(inner, site=(self.parsed, call), via=func.name.value)
-        other = Extractor(loaded.parsed, merged_facts(self.facts, loaded), events=self.events, modes=self.modes,
+        other = Extractor(loaded.parsed, merged_facts(self.facts, loaded), events=self.events, modes=self.modes, shown=self.shown,
                           resolver=self.resolver.nested(loaded), counter=self.counter)
         return other.expand(func, inner)
 
@@ -910,4 +915,4 @@ def _region(extractor: Extractor, name: str, body: Seq) -> Region:
                 if isinstance(n, Ev):
                     events[n.event.id] = n.event
     loops = {n.id: n for n in walk(body) if isinstance(n, Loop)}
-    return Region(name, body, events, occurrences, loops, extractor.modes)
+    return Region(name, body, events, occurrences, loops, extractor.modes, extractor.shown)

@@ -76,7 +76,7 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
             if guarded is not None:
                 zero, cond = guarded
                 message = (
-                    f"{cite(zero.event)} runs only when `{cond}`, but {cite(step.event)} runs on every "
+                    f"{cite(zero.event)} runs only when `{region.shown.get(cond, cond)}`, but {cite(step.event)} runs on every "
                     f"iteration: on the other iterations it uses gradients that {_previous(by, step.event)} "
                     f"already consumed, plus {cite(backward)}; call {shown(key, step.event, zero.event)}.zero_grad() once per step"
                 )

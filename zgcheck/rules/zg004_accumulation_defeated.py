@@ -73,10 +73,11 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 )
             else:
                 every = f"on every call of {region.name}()" if region.loops[loop].virtual else "on every iteration"
-                when = every if not guarded_in(zero, loop) else f"when `{cond}` but before the backward"
+                written = region.shown.get(cond, cond)
+                when = every if not guarded_in(zero, loop) else f"when `{written}` but before the backward"
                 message = (
                     f"{cite(zero.event)} runs {when}, but {cite(step.event)} runs only when "
-                    f"`{cond}`: it wipes the gradients that {cite(backward)} accumulated in the "
+                    f"`{written}`: it wipes the gradients that {cite(backward)} accumulated in the "
                     f"iterations that skipped the step"
                 )
             fix = None if cond == SYNC_CONDITION or step.event.via else ctx.fixes.move_zero_after_step(zero.event, step.event, safe_when_same_block=False)
