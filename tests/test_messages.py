@@ -194,3 +194,19 @@ def test_zg007_sees_through_accelerate_unwrap_model():
     assert diag.code == "ZG007" and diag.optimizer == "opt_disc" and diag.location.row == 21
     decoded = UNWRAPPED_GAN.replace("accelerator.unwrap_model(vae)(x)", "accelerator.unwrap_model(vae).decode(x)")
     assert only(decoded).location.row == 21
+
+
+def test_zg001_under_a_mode_switch_says_when_it_is_false():
+    """A setting the loop never changes (a parameter of the function) holds for the whole
+    run: not "on the other iterations" but "when it is false"."""
+    text = (
+        "def run(model, data, criterion, optimizer, do_zero_grad=True):\n"
+        "    for x, y in data:\n"
+        "        if optimizer and do_zero_grad:\n"
+        "            optimizer.zero_grad()\n"
+        "        criterion(model(x), y).backward()\n"
+        "        optimizer.step()\n"
+    )
+    diag = only(text)
+    assert diag.code == "ZG001"
+    assert "runs only when `optimizer and do_zero_grad`" in diag.message and "when it is false it uses" in diag.message

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from zgcheck.conditions import SWITCH
 from zgcheck.diagnostics import Diagnostic
 from zgcheck.events import Ev
 from zgcheck.rules.base import Rule, RuleContext, cite, conditions_after, inside, shown, stale_findings, steps_in_loop, zeros_before_loop, zeros_of
@@ -75,9 +76,11 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
             guarded = _per_iteration_guard(zeros_in_loop, step, loop)
             if guarded is not None:
                 zero, cond = guarded
+                # A mode switch (a setting the loop never changes) holds for the whole run.
+                other = "when it is false" if region.modes.get(cond) == SWITCH else "on the other iterations"
                 message = (
                     f"{cite(zero.event)} runs only when `{region.shown.get(cond, cond)}`, but {cite(step.event)} runs on every "
-                    f"iteration: on the other iterations it uses gradients that {_previous(by, step.event)} "
+                    f"iteration: {other} it uses gradients that {_previous(by, step.event)} "
                     f"already consumed, plus {cite(backward)}; call {shown(key, step.event, zero.event)}.zero_grad() once per step"
                 )
             else:
