@@ -21,7 +21,6 @@ _FIELDS: dict[type, tuple[str, ...]] = {}
 # Fields of a type that its sample did not announce: strings, or children that were
 # absent there (`FormattedStringExpression.format_spec` is announced only when present).
 _UNSEEN: dict[type, tuple[str, ...]] = {}
-_HOOKS: dict[tuple[type, type], tuple[Callable | None, Callable | None]] = {}
 _HOOKS_OF: dict[type, dict[type, tuple[Callable | None, Callable | None]]] = {}  # per visitor type
 _SETTLED: dict[type, tuple[str, ...]] = {}  # reversed fields of types with nothing unseen
 
@@ -63,13 +62,10 @@ def fields(node_type: type, node: cst.CSTNode) -> tuple[str, ...]:
     return found
 
 
-def _hooks(visitor: cst.CSTVisitor, node_type: type) -> tuple[Callable | None, Callable | None]:
-    key = (type(visitor), node_type)
-    found = _HOOKS.get(key)
-    if found is None:
-        name = node_type.__name__
-        found = _HOOKS[key] = (_own(type(visitor), f"visit_{name}"), _own(type(visitor), f"leave_{name}"))
-    return found
+def _hooks(visitor_type: type, node_type: type) -> tuple[Callable | None, Callable | None]:
+    """A visitor type's (visit, leave) hooks for one node type (walk caches them)."""
+    name = node_type.__name__
+    return _own(visitor_type, f"visit_{name}"), _own(visitor_type, f"leave_{name}")
 
 
 def _own(visitor_type: type, name: str) -> Callable | None:
@@ -134,7 +130,7 @@ def walk(root: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
             continue
         pair = hooks.get(node_type)
         if pair is None:
-            pair = hooks[node_type] = _hooks(visitor, node_type)
+            pair = hooks[node_type] = _hooks(visitor_type, node_type)
         visit, leave = pair
         if leave is not None:
             push((leave, node))

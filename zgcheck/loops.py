@@ -309,15 +309,22 @@ class Extractor:
         return replace(ctx, param_vars=ctx.param_vars + ((target.value, self.text(stmt.iter, ctx)),),
                        filtered_params=frozenset(filtered))
 
+    def grad_test_roots(self, test: cst.BaseExpression) -> list[str] | None:
+        """The tensors a test made only of `p.grad` / `p.requires_grad` checks (`p.grad is
+        not None and p.requires_grad` -> ["p", "p"]); None for any other test."""
+        roots = []
+        for part in re.split(r"\s+(?:and|or)\s+", " ".join(self.parsed.code(test).split())):
+            part = part.strip("() ")
+            if not _GRAD_TEST.fullmatch(part):
+                return None
+            roots.append(part.removeprefix("not").strip().split(".")[0])
+        return roots
+
     def skips_only_empty(self, test: cst.BaseExpression, ctx: Context) -> bool:
         """Is ``test`` about a loop parameter's `.grad` / `.requires_grad` alone?"""
-        parts = re.split(r"\s+(?:and|or)\s+", " ".join(self.parsed.code(test).split()))
+        roots = self.grad_test_roots(test)
         loop_vars = {name for name, _ in ctx.param_vars}
-        for part in parts:
-            part = part.strip("() ")
-            if not _GRAD_TEST.fullmatch(part) or part.removeprefix("not").strip().split(".")[0] not in loop_vars:
-                return False
-        return True
+        return roots is not None and all(root in loop_vars for root in roots)
 
     def picks_parameters(self, body, ctx: Context) -> bool:
         """Does a parameter loop's body choose which parameters it touches (an `if` on the
@@ -325,8 +332,7 @@ class Extractor:
         Tests of `p.grad` / `p.requires_grad` only skip what has nothing to clear."""
         for stmt in body:
             if isinstance(stmt, cst.If):
-                parts = re.split(r"\s+(?:and|or)\s+", " ".join(self.parsed.code(stmt.test).split()))
-                if not all(_GRAD_TEST.fullmatch(part.strip("() ")) for part in parts):
+                if self.grad_test_roots(stmt.test) is None:
                     return True
                 inner = stmt.body.body if isinstance(stmt.body, cst.IndentedBlock) else ()
                 if self.picks_parameters(inner, ctx):

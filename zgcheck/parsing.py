@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -147,7 +147,7 @@ class ParsedModule:
         text = self.parsed_text or ""
         at = text.find(key) if key else -1
         while at != -1:
-            row = _row(text, at)
+            row = bisect_right(self._starts_of_lines(), at)  # 1-based: lines starting at or before
             while True:
                 index = bisect_left(self._offsets, row) - 1
                 unit = self._order[index] if index >= 0 else None
@@ -204,7 +204,9 @@ class ParsedModule:
 
     def _starts_of_lines(self) -> list[int]:
         if self._line_starts is None:
-            self._line_starts = [0] + [m.end() for m in _LINE_BREAK.finditer(self.parsed_text or "")]
+            from zgcheck.sources import line_starts
+
+            self._line_starts = line_starts(self.parsed_text or "")
         return self._line_starts
 
     def _placed_right(self, unit: _Unit, code: str) -> bool:
@@ -316,9 +318,6 @@ def _can_seed_indentation() -> bool:
     return True
 
 
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
 _WORDS: "dict[type, tuple[str, ...]] | None" = None
 _WORD = re.compile(r"[A-Za-z_]\w*")
 
@@ -333,14 +332,6 @@ def _first_words() -> "dict[type, tuple[str, ...]]":
         _WORDS = {cst.For: ("for", "async"), cst.While: ("while",), cst.If: ("if",), cst.With: ("with", "async"),
                   cst.FunctionDef: ("def", "async"), cst.ClassDef: ("class",)}
     return _WORDS
-
-
-def _row(text: str, at: int) -> int:
-    """1-based line of offset ``at``, line breaks counted as LibCST does."""
-    if "\r" not in text:
-        return text.count("\n", 0, at) + 1
-    head = text[:at]
-    return _newlines(head) + 1
 
 
 def _newlines(text: str) -> int:

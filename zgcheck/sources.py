@@ -87,6 +87,11 @@ def code_might_hold_training_code(text: str) -> bool:
     return False
 
 
+def line_starts(text: str) -> list[int]:
+    """Offset at which each line starts (index 0 = line 1), line breaks as in source_lines."""
+    return [0] + [match.end() for match in _LINE_BREAK.finditer(text)]
+
+
 def might_hold_training_code(data: bytes) -> bool:
     """Cheap prefilter on raw bytes: no backward/step, no `.grad` and no `zero_grad` ->
     nothing to find. (A reset alone can meet a backward and a step inside a helper of

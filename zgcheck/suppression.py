@@ -14,7 +14,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 
 from zgcheck.diagnostics import Diagnostic, Edit, Fix, Location
-from zgcheck.sources import _LINE_BREAK, source_lines
+from zgcheck.sources import line_starts, source_lines
 
 NOQA = re.compile(r"#\s*noqa(?![\w-])(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.I)
 FILE_NOQA = re.compile(r"^\s*#\s*zgcheck:\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?\s*$", re.I | re.M)
@@ -80,7 +80,7 @@ def candidate_rows(text: str) -> dict[int, tuple[str, ...]]:
     for match in NOQA.finditer(text):
         if "\r" in text:  # old Mac line ends: count as the tokenizer does
             if starts is None:
-                starts = [0] + [m.end() for m in _LINE_BREAK.finditer(text)]
+                starts = line_starts(text)
             row = bisect_right(starts, match.start())
         else:
             row += text.count("\n", counted, match.start())
