@@ -27,7 +27,8 @@ Good
   optimizer.step()
 
   Not reported: clearing only some parameters between backward and step (freezing a
-  layer, masking embedding rows), and a reset between two backward passes when
+  layer, masking embedding rows, a parameter loop that picks some by name or shape),
+  and a reset between two backward passes when
   another backward still follows before the step.
 
 How the fix works

@@ -52,7 +52,11 @@ Good
 
   Also correct: freezing D during the generator's pass (`D.requires_grad_(False)`,
   `set_requires_grad(D, False)`, Lightning's `toggle_optimizer(opt_g)`), and one joint
-  loss whose optimizers all step before the next backward (encoder + decoder).
+  loss whose optimizers all step before the next backward (encoder + decoder), and
+  phases that accumulate micro-batches: a backward followed in its own block by its
+  own optimizer's (conditional) step is that optimizer's loss, never a leak into it.
+  Losses are followed through `accelerator.unwrap_model(m)`, and optimizers built
+  through a chosen class (`optimizer_class = torch.optim.AdamW`) own their parameters.
   Not reported: code where it cannot be seen which networks a loss runs through
   (modules handed in from elsewhere).
 
