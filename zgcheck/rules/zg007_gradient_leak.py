@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from bisect import bisect_right
 from dataclasses import replace
 
 from zgcheck.diagnostics import Diagnostic, Fix
@@ -79,10 +80,11 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
     reach = ReachFinder(ctx.parsed, ctx.facts)
     for region in ctx.regions:
         paths = {o.event.id: o.path for o in region.occurrences}
+        order = sorted(paths)  # event ids in extraction (source) order
         for key, leaks in find_leaks(region, ctx.facts, reach).items():
             by_step: dict[int, list[Leak]] = {}
             for leak in leaks:
-                if _stepped_by_its_block(region, paths, leak.backward) == key:
+                if _stepped_by_its_block(region, paths, order, leak.backward) == key:
                     continue  # the step's own loss, on a path that skips its (accumulating) step
                 by_step.setdefault(leak.step, []).append(leak)
             for step_id in sorted(by_step):
@@ -91,7 +93,7 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 yield _diagnostic(ctx, region, key, first)
 
 
-def _stepped_by_its_block(region: Region, paths: dict, backward: int) -> str | None:
+def _stepped_by_its_block(region: Region, paths: dict, order: list[int], backward: int) -> str | None:
     """The optimizer whose step first follows ``backward`` in its own block (or under an
     `if` there: `loss.backward(); if (i + 1) % k == 0: opt.step()`): the loss is that
     optimizer's own. A path that skips that step and meets another optimizer's step first
@@ -100,7 +102,7 @@ def _stepped_by_its_block(region: Region, paths: dict, backward: int) -> str | N
     start = paths.get(backward)
     if start is None:
         return None
-    for event_id in sorted(i for i in paths if i > backward):
+    for event_id in order[bisect_right(order, backward):]:
         path = paths[event_id]
         if path[: len(start)] != start:
             return None  # out of the backward's block
