@@ -172,6 +172,16 @@ def test_a_helper_that_gains_events_rechecks_its_cached_caller(tmp_path):
     pytest.param("x = f'{a!r}' rb'#' # backward\nloss.backward()\nopt.step()\n", True, id="prefixes-and-hash-in-string"),
     pytest.param("a = 'unterminated\nloss.backward()\nopt.step()\n", True, id="unterminated-stays-code"),
     pytest.param("x = '#'; loss.backward()  # 'step'\nopt.step()\n", True, id="hash-in-string"),
+    # One of the two must be shaped as an event: called, or `.backward` / `.step` read.
+    pytest.param("for step, batch in enumerate(data):\n    loss.backward()\n", True, id="step-variable-and-backward-call"),
+    pytest.param("def train_step(self):\n    optimizer.backward(loss)\n", True, id="step-def-and-backward-call"),
+    pytest.param("run_backward(loss)\nstep = 0\n", True, id="helper-call-named-backward"),
+    pytest.param("closure = opt.step\nbackward_hooks = []\n", True, id="step-attribute-read"),
+    pytest.param("ops(step=3)\nfn = sample_inputs_softmax_backward_data\n", False, id="keyword-and-name"),
+    pytest.param("def softmax_backward(x, step):\n    return x\n", False, id="def-names"),
+    pytest.param("out = aten.max_pool_backward.default(x)\nglobal_step += 1\n", False, id="attribute-not-called"),
+    pytest.param("g = torch.autograd.grad(y, x)\nh = torch.nn.grad.conv2d_input\n", False, id="grad-modules"),
+    pytest.param("g = autograd.grad(y, x)\nw.grad = None\n", True, id="grad-module-and-a-gradient"),
 ])
 def test_lexical_scan_sees_only_code(text, expected):
     from zgcheck.sources import code_might_hold_training_code
@@ -179,21 +189,43 @@ def test_lexical_scan_sees_only_code(text, expected):
     assert code_might_hold_training_code(text) is expected
 
 
-def test_lexical_scan_agrees_with_the_tokenizer_on_every_fixture():
-    """Where Python's tokenizer finds the words in code, the scan must too (a miss would
-    silently skip a file). Every fixture, and a library-shaped module, are compared."""
+def _tokenizer_truth(text: str) -> bool:
+    """code_might_hold_training_code's rule, decided on Python's own tokens."""
     import io
     import tokenize
 
+    tokens = [t for t in tokenize.generate_tokens(io.StringIO(text).readline)
+              if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)]
+    seen, shaped = set(), set()
+    for index, token in enumerate(tokens):
+        if token.type != tokenize.NAME:
+            continue
+        before = tokens[index - 1].string if index else ""
+        after = tokens[index + 1].string if index + 1 < len(tokens) else ""
+        name = token.string
+        if "zero_grad" in name:
+            return True
+        if before == "." and name.startswith("grad") and (index < 2 or tokens[index - 2].string not in ("autograd", "nn")):
+            return True
+        for word in ("backward", "step"):
+            if word in name:
+                seen.add(word)
+                called = after == "(" and tokens[index - 1].string not in ("def", "class")
+                if called or (before == "." and name in ("backward", "manual_backward", "step", "optimizer_step")):
+                    shaped.add(word)
+    return bool(shaped) and len(seen) == 2
+
+
+def test_lexical_scan_agrees_with_the_tokenizer_on_every_fixture():
+    """Where Python's tokenizer finds event-shaped words in code, the scan must too (a miss
+    would silently skip a file). Every fixture, and library-shaped modules, are compared."""
     from zgcheck.sources import code_might_hold_training_code
 
     texts = [path.read_text(encoding="utf-8") for path in fixture_files() if path.suffix == ".py"]
-    texts.append(Path(runner.__file__).read_text(encoding="utf-8"))
+    texts += [Path(module.__file__).read_text(encoding="utf-8") for module in (runner, ast)]
+    assert len(texts) > 100
     for text in texts:
-        tokens = tokenize.generate_tokens(io.StringIO(text).readline)
-        code = "".join(t.string for t in tokens if t.type not in (tokenize.STRING, tokenize.COMMENT))
-        truth = ".grad" in code or "zero_grad" in code or ("backward" in code and "step" in code)
-        assert code_might_hold_training_code(text) is truth
+        assert code_might_hold_training_code(text) is _tokenizer_truth(text)
 
 
 def test_words_only_in_strings_never_reach_the_parser(monkeypatch):

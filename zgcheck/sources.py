@@ -70,21 +70,66 @@ def code_might_hold_training_code(text: str) -> bool:
     """:func:`might_hold_training_code` on the code alone: words in string literals and
     comments do not count, so library modules that only name `"backward"` in a table or
     document `step` are never parsed. About 6x cheaper than CPython's parser, which it
-    spares for most library files. Python source only (a notebook's bytes are JSON)."""
-    backward = step = False
+    spares for most library files. Python source only (a notebook's bytes are JSON).
+
+    Of `backward` and `step`, one must be an event's shape (:func:`_event_shaped`:
+    `loss.backward()`, `run_backward(loss)`, `fn = optimizer.step`); the other may be any
+    name in code (`for step, batch in ...` next to a helper of another module that steps).
+    Keyword arguments and `def` names alone (`step=2`, `def softmax_backward(...)`,
+    `aten.softmax_backward.default`) do not make a file worth parsing. Neither do
+    `torch.autograd.grad` and `torch.nn.grad`, functions of modules named `grad`."""
+    seen: set[str] = set()
+    shaped: set[str] = set()
     for match in _CODE_WORDS.finditer(text):
         word = match.group(1)
         if word is None:
             continue
-        if word == ".grad" or word == "zero_grad":
+        if word == "zero_grad" or (word == ".grad" and not _module_grad(text, match.start())):
             return True
-        if word == "backward":
-            backward = True
-        else:
-            step = True
-        if backward and step:
+        if word == ".grad":
+            continue
+        seen.add(word)
+        if word not in shaped and _event_shaped(text, match.start(), match.end()):
+            shaped.add(word)
+        if shaped and len(seen) == 2:
             return True
     return False
+
+
+_NAME_REST = re.compile(r"\w*")
+_CALL_AFTER = re.compile(r"[ \t]*\(")
+_DEFINED = re.compile(r"(?:^|[^\w.])(?:def|class)[ \t]+$")
+_SPACE_BEFORE_NAME = " \t\f\\\r\n"
+_EVENT_ATTRIBUTES = frozenset({"backward", "manual_backward", "step", "optimizer_step"})
+
+
+def _module_grad(text: str, dot: int) -> bool:
+    """`torch.autograd.grad(...)`, `torch.nn.grad.conv2d_input`: functions of a module
+    named `grad`, not a tensor's gradient."""
+    end = dot
+    while end and text[end - 1] in _SPACE_BEFORE_NAME:
+        end -= 1
+    first = end
+    while first and (text[first - 1].isalnum() or text[first - 1] == "_"):
+        first -= 1
+    return text[first:end] in ("autograd", "nn")
+
+
+def _event_shaped(text: str, start: int, end: int) -> bool:
+    """Is the name around ``text[start:end]`` called (and not being defined), or exactly
+    `backward` / `step` (`manual_backward`, `optimizer_step`) read as an attribute?"""
+    first = start
+    while first and (text[first - 1].isalnum() or text[first - 1] == "_"):
+        first -= 1
+    last = _NAME_REST.match(text, end).end()
+    if _CALL_AFTER.match(text, last):
+        return _DEFINED.search(text, max(0, first - 40), first) is None
+    if text[first:last] not in _EVENT_ATTRIBUTES:
+        return False
+    before = first
+    while before and text[before - 1] in _SPACE_BEFORE_NAME:
+        before -= 1
+    return before > 0 and text[before - 1] == "."
 
 
 def line_starts(text: str) -> list[int]:
