@@ -52,6 +52,13 @@ def test_json_output_uses_ruff_field_names(tmp_path):
     assert item["fix"]["applicability"] == "safe" and item["fix"]["edits"]
 
 
+def test_format_is_an_alias_of_output_format(tmp_path):
+    """flake8's spelling (`--format json`) works too."""
+    (tmp_path / "train.py").write_text(BUG)
+    result = invoke("check", "--format", "json", str(tmp_path))
+    assert result.exit_code == 1 and json.loads(result.output)[0]["code"] == "ZG002"
+
+
 def test_select_and_ignore(tmp_path):
     (tmp_path / "train.py").write_text(BUG)
     assert invoke("check", "--ignore", "ZG002", str(tmp_path)).exit_code == 0

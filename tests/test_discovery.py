@@ -24,6 +24,17 @@ def test_default_excludes_and_gitignore(tmp_path):
     assert found.problems == []
 
 
+def test_a_package_named_env_is_checked_a_virtual_environment_named_env_is_not(tmp_path):
+    """RL projects keep their environments in `env/` (mbrl-lib, SLM-Lab): code, not a venv."""
+    for rel in ("rl/env/cartpole.py", "venvs/env/lib/x.py", "conda/env/lib/y.py"):
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x = 1\n")
+    (tmp_path / "venvs" / "env" / "pyvenv.cfg").write_text("home = /usr\n")
+    (tmp_path / "conda" / "env" / "conda-meta").mkdir()
+    assert names(discover([str(tmp_path)]), tmp_path) == ["rl/env/cartpole.py"]
+
+
 def test_explicit_file_is_always_checked(tmp_path):
     (tmp_path / ".gitignore").write_text("*.py\n")
     (tmp_path / "a.py").write_text("x = 1\n")

@@ -149,7 +149,7 @@ def _exit_code(report, opts: dict) -> int:
 @click.option("--respect-gitignore/--no-respect-gitignore", default=None, help="Skip what .gitignore excludes (default: yes).")
 @click.option("--config", "config", type=click.Path(dir_okay=False), help="Use this pyproject.toml for every file.")
 @click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
-@click.option("--output-format", "-o", "output_format", type=click.Choice(FORMATS), default="full", show_default=True)
+@click.option("--output-format", "--format", "-o", "output_format", type=click.Choice(FORMATS), default="full", show_default=True)
 @click.option("--output-file", type=click.Path(dir_okay=False), help="Write the report to this file instead of standard output.")
 @click.option("--statistics", is_flag=True, help="Show counts per rule instead of the findings.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")

@@ -12,8 +12,10 @@ from typing import Callable, Iterator
 
 from zgcheck.diagnostics import FileProblem
 
+# As ruff's defaults. Not `env`: in RL code that is a package of environments; a virtual
+# environment of any name is recognised by its pyvenv.cfg (a conda one by conda-meta).
 SKIP_DIRS = frozenset(
-    {"__pycache__", "build", "dist", "site-packages", "node_modules", "venv", "env", "__pypackages__",
+    {"__pycache__", "build", "dist", "site-packages", "node_modules", "venv", "__pypackages__",
      ".git", ".hg", ".svn", ".tox", ".nox", ".eggs", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 )
 SUFFIXES = (".py", ".ipynb")
@@ -50,7 +52,7 @@ def _ignored(path: str, is_dir: bool, specs: list) -> bool:
 
 
 def _is_venv(path: str) -> bool:
-    return os.path.exists(os.path.join(path, "pyvenv.cfg"))
+    return os.path.exists(os.path.join(path, "pyvenv.cfg")) or os.path.isdir(os.path.join(path, "conda-meta"))
 
 
 def discover(paths: tuple[str, ...] | list[str], respect_gitignore: bool = True, excluded: Excluder | None = None) -> Discovery:

@@ -427,7 +427,8 @@ class Extractor:
         key = self.text(recv, ctx)
         if key == "self" and ctx.cls and (ctx.cls, name) in facts.methods:
             return self.inline(facts.methods[(ctx.cls, name)], call, ctx, skip_self=True)
-        if name in ZERO_METHODS:
+        if name in ZERO_METHODS or (says_it_resets(name) and facts.is_optimizer(key)):
+            # A hand-written optimizer's own reset (`inner_optimizer.set_grads_none()`) too.
             if facts.is_optimizer(key):
                 raw = squash(self.parsed.code(recv))
                 return [self.synced(ctx, key, lambda c: self.event("zero", call, c, opt=facts.canon(key), target=raw))]

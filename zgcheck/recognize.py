@@ -35,6 +35,9 @@ NOT_OPTIMIZER_TOKENS = frozenset(
      "scaler", "warmup", "timer", "meter", "logger", "writer", "profiler", "prof", "engine", "state",
      "args", "config", "cfg", "options", "option", "opts", "parser", "swa"}
 )
+# `wrapper._optimizer`, `opt.optimizer`, `self.opt.base_optimizer`: the optimizer a wrapper holds.
+_WRAPPED = re.compile(r"(.+)\.(?:_{0,2}(?:inner_|base_|wrapped_)?(?:optimizer|optim|opt))")
+_WRAPPED_ENDS = ("optimizer", "optim", "opt")
 PARAM_METHODS = frozenset({"parameters", "named_parameters"})
 ZERO_METHODS = frozenset({"zero_grad", "clear_grad", "clear_gradients"})
 OTHER_FRAMEWORKS = frozenset({"mxnet", "tensorflow", "jax", "flax", "paddle", "mindspore", "oneflow", "keras"})
@@ -83,7 +86,7 @@ def named_like_optimizer(key: str) -> bool:
 
 # Plural words that name a container of optimizers: `self.optims.d`, `optimizers["g"]`.
 CONTAINER_TOKENS = frozenset({"optimizers", "optimisers", "optims", "opts"})
-RESETS_GRAD = re.compile(r"(zero|reset|clear).*grad|grad.*(zero|reset|clear)", re.I)
+RESETS_GRAD = re.compile(r"(zero|reset|clear).*grad|grad.*(zero|reset|clear)|set_grads?_(to_)?none|grads?_to_none", re.I)
 
 
 def in_optimizer_container(key: str) -> bool:
@@ -173,12 +176,18 @@ class ModuleFacts:
         )
 
     def canon(self, key: str) -> str:
-        """Union-find root of ``key`` over simple assignments (``opt = self.optimizer``)."""
+        """Union-find root of ``key`` over simple assignments (``opt = self.optimizer``).
+        The optimizer a wrapper holds is the wrapper (``self.policy_optimizer._optimizer``
+        is ``self.policy_optimizer``): resetting one resets what the other steps."""
         root = key
         while self.aliases.get(root, root) != root:
             root = self.aliases[root]
         while key != root:  # path compression keeps repeated look-ups cheap
             self.aliases[key], key = root, self.aliases[key]
+        if root.endswith(_WRAPPED_ENDS):
+            outer = _WRAPPED.fullmatch(root)
+            if outer is not None and (outer.group(1) in self.optimizers or named_like_optimizer(outer.group(1))):
+                return self.canon(outer.group(1))
         return root
 
     def union(self, a: str, b: str) -> None:

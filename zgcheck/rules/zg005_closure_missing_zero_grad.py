@@ -49,9 +49,19 @@ def closure_missing_zero(ctx: RuleContext, step: Event) -> Event | None:
             continue
         if node.event.kind == "backward":
             return node.event
-        if zero_effect(node.event, step.opt or "", ctx.facts) is not None:
+        if zero_effect(node.event, step.opt or "", ctx.facts) is not None or _may_share(node.event, step, ctx):
             return None
     return None
+
+
+def _may_share(zero: Event, step: Event, ctx: RuleContext) -> bool:
+    """A zero of another optimizer in the closure (a meta-learner's inner optimizer
+    resetting the network before each adaptation): it clears the stepping optimizer's
+    gradients too unless both are known to own different networks."""
+    if zero.kind != "zero" or zero.opt is None:
+        return False
+    mine, theirs = ctx.facts.owners_of(step.opt or ""), ctx.facts.owners_of(zero.opt)
+    return mine is None or theirs is None or bool(mine & theirs)
 
 
 def check(ctx: RuleContext) -> Iterator[Diagnostic]:
