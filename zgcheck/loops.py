@@ -864,7 +864,7 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts, resolver: "Resolve
         handed = func.name.value in facts.passed and id(func) not in closures
         if (id(func) in extractor.inlined and not handed) or not body.items:
             continue
-        if not _runs_per_batch(func, body) or func.name.value in returned:
+        if not _runs_per_batch(func, body, resolver) or func.name.value in returned:
             regions.append(_region(extractor, func.name.value, body))
             continue
         loop_id = extractor.new_id()
@@ -878,19 +878,23 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts, resolver: "Resolve
 STEP_FUNCTION_RE = re.compile(r"train|step|fit|update|epoch|iter|batch|optimi[sz]e|closure|learn", re.I)
 
 
-def _runs_per_batch(func: cst.FunctionDef, body: Seq) -> bool:
+def _runs_per_batch(func: cst.FunctionDef, body: Seq, resolver: "Resolver | None" = None) -> bool:
     """Is this function, never called in its module, a per-batch body (run again and again)?
 
     Tests (``test_*``) and dunder methods run once. A function handed its optimizer as a
     parameter is a helper whose caller may reset the gradients (timm's loss scaler), unless
-    its name says it is a training step."""
+    its name says it is a training step and no module of the project that zgcheck analyses
+    calls it (there the caller's loop is checked with it inlined, zero included)."""
     name = func.name.value
     if name.startswith(("test", "_test")) or (name.startswith("__") and name.endswith("__")):
         return False
     params = {p.name.value for p in func.params.params}
     stepped = {n.event.opt.split(".")[0].split("[")[0] for n in walk(body) if isinstance(n, Ev) and n.event.kind == "step" and n.event.opt}
-    if stepped & params and not STEP_FUNCTION_RE.search(name):
-        return False
+    if stepped & params:
+        if not STEP_FUNCTION_RE.search(name):
+            return False
+        if resolver is not None and resolver.depth == 0 and resolver.runs_elsewhere(name):
+            return False
     return True
 
 

@@ -462,13 +462,14 @@ def _over_limits(filename: str, tree: "ast.AST", removed: "set[int]") -> FilePro
 
 
 def _fires_with_project(scan: "EventScan", filename: str, consulted: dict[str, str]) -> bool:
-    """Can a function that holds some event fire with the helpers it names from other
-    modules of the project (a loss scaler whose `__call__` runs backward and step)? Only
+    """Can a function fire with the helpers it names from other modules of the project (a
+    loss scaler whose `__call__` runs backward and step, a `backward_and_step(loss, opt)`
+    holding both)? Only
     for a file on disk, as the analysis resolves such calls only there. ``consulted``
     receives the files read for the answer (path -> content hash)."""
     import os
 
-    if not os.path.isfile(filename) or not scan.partial():
+    if not os.path.isfile(filename):
         return False
     from zgcheck.prefilter import module_digest, module_index
     from zgcheck.project import project

@@ -327,14 +327,19 @@ class EventScan:
         base class of its class. ``find(module, level)`` is a module's file (None outside
         the project); ``index(path, need)`` is :meth:`index` of that file, or empty when its
         bytes cannot offer the kinds in ``need``."""
-        partial = self.partial()
-        if not partial or not self.imports:
+        if not self.imports:
             return {}
-        reached = self.reached()
-        # What the other modules would have to offer: a backward where one is missing, a
-        # step or manual update where one is missing.
-        need = frozenset(("backward",) * any("backward" not in reached[i] for i in partial)
-                         + ("step",) * any(not reached[i] & {"step", "manual"} for i in partial))
+        partial = self.partial()
+        if partial:
+            reached = self.reached()
+            # What the other modules would have to offer: a backward where one is missing,
+            # a step or manual update where one is missing.
+            need = frozenset(("backward",) * any("backward" not in reached[i] for i in partial)
+                             + ("step",) * any(not reached[i] & {"step", "manual"} for i in partial))
+        else:
+            # No event here at all: a loop may still run one through a helper of another
+            # module that holds both (`backward_and_step(loss, optimizer)`).
+            partial, need = [0], frozenset(("backward", "step"))
         lines = self.text.split("\n")
         mentioned: set[str] = set()
         for i in partial:

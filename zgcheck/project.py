@@ -62,6 +62,8 @@ class Project:
     _roots: dict[str, str] = field(default_factory=dict)
     _bases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _found: dict[tuple[str, str, int], str | None] = field(default_factory=dict)
+    _files: dict[str, list[str]] = field(default_factory=dict)
+    _callers: dict[tuple[str, str], tuple[str, str] | None] = field(default_factory=dict)
 
     def root_of(self, directory: str) -> str:
         """The project root above ``directory`` (cached per folder)."""
@@ -116,6 +118,71 @@ class Project:
             if found is not None:
                 return found
         return None
+
+    def analysed_caller(self, path: str, name: str) -> tuple[str, str] | None:
+        """A module of the project that imports function ``name`` from ``path``, names it
+        in its code, and is itself analysed (zgcheck's gates let it through, with the
+        helpers it calls): the function runs where that module calls it. Returns (caller
+        path, content hash), or None. Once per process and function."""
+        key = (os.path.abspath(path), name)
+        if key not in self._callers:
+            self._callers[key] = self._analysed_caller(key[0], name)
+        return self._callers[key]
+
+    def _analysed_caller(self, path: str, name: str) -> tuple[str, str] | None:
+        from zgcheck.parsing import precheck
+        from zgcheck.sources import code_might_hold_training_code, decode, might_hold_training_code, read_bytes
+
+        word = re.compile(rb"\b" + re.escape(name.encode()) + rb"\b")
+        for other in self._project_files(self.root_of(os.path.dirname(path))):
+            if other == path:
+                continue
+            data = read_bytes(other)
+            if not isinstance(data, bytes) or len(data) > MAX_MODULE_BYTES or not word.search(data):
+                continue
+            source = decode(other, data)
+            if not hasattr(source, "text") or not self._imports(other, source.text, name, path):
+                continue
+            # The caller's own gates, as a check of it would run them (its helpers counted).
+            if might_hold_training_code(data) or code_might_hold_training_code(source.text):
+                if precheck(other, source.text).has_events:
+                    return other, content_hash(data)
+        return None
+
+    def _imports(self, importer: str, text: str, name: str, path: str) -> bool:
+        """Does ``importer`` bind ``name`` from the module at ``path`` (`from .m import
+        name`), or that module itself (`from . import m`, `import pkg.m as m`)?"""
+        import ast
+        import warnings
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tree = ast.parse(text, importer)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return False
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                for alias in node.names:
+                    if alias.name == name and self.find(importer, module, node.level) == path:
+                        return True
+                    joined = f"{module}.{alias.name}" if module else alias.name
+                    if self.find(importer, joined, node.level) == path:
+                        return True
+            elif isinstance(node, ast.Import):
+                if any(self.find(importer, alias.name, 0) == path for alias in node.names):
+                    return True
+        return False
+
+    def _project_files(self, root: str) -> list[str]:
+        """Python files under the project root (as a directory walk finds them)."""
+        found = self._files.get(root)
+        if found is None:
+            from zgcheck.discovery import discover
+
+            found = self._files[root] = [os.path.abspath(f) for f in discover([root]).files if f.endswith(".py")]
+        return found
 
     def index(self, path: str) -> ModuleIndex | None:
         """The module's `ast` index, once per process (again only if it changed on disk)."""
@@ -362,6 +429,14 @@ class Resolver:
         if path is None or self.depth >= MAX_DEPTH or os.path.abspath(path) == os.path.abspath(self.path):
             return None
         return self.project.index(path)
+
+    def runs_elsewhere(self, name: str) -> bool:
+        """Is this module's function ``name`` called by another module that is analysed
+        (its loop is checked with the function inlined)? The caller is recorded."""
+        found = self.project.analysed_caller(self.path, name)
+        if found is not None:
+            self.used[found[0]] = found[1]
+        return found is not None
 
     def nested(self, loaded: LoadedModule) -> "Resolver":
         """The resolver of another module, sharing the record of files read."""
