@@ -26,6 +26,7 @@ class Event:
     opt: str | None = None  # the optimizer zeroed or stepped (canonical key)
     models: tuple[str, ...] = ()  # models whose gradients a zero clears
     grad_base: str | None = None  # `p` of `p.grad = None` or of a manual update
+    grad_var: str = ""  # `param` of a manual update keyed by the tensors a caller listed (`[w,b]`)
     unknown: bool = False  # a zero whose target cannot be seen (clears "maybe")
     weak: bool = False  # a "maybe" zero of `opt`: it is (re)built here, or steps an unseen closure
     unresolved: bool = False  # read from a call that could not be resolved (its name only): no safe fix

@@ -226,8 +226,9 @@ class FixPlanner:
         anchor = self.statement_of(update)
         if anchor is None or not update.grad_base:
             return None
-        code = f"{update.grad_base}.grad.zero_()" if style_zero else f"{update.grad_base}.grad = None"
-        return self.fix(SAFE, f"Reset `{update.grad_base}.grad` after the update", self.insert_after(anchor, [code]))
+        name = update.grad_var or update.grad_base
+        code = f"{name}.grad.zero_()" if style_zero else f"{name}.grad = None"
+        return self.fix(SAFE, f"Reset `{name}.grad` after the update", self.insert_after(anchor, [code]))
 
 
 def _is_docstring(stmt: cst.CSTNode) -> bool:

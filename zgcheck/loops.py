@@ -37,6 +37,7 @@ CALLED = re.compile(r"([A-Za-z_]\w*)\s*\(")
 # than walking the others).
 _WITHOUT_CALLS = frozenset({cst.Name, cst.Integer, cst.Float, cst.SimpleString, cst.Ellipsis})
 _GRAD_TEST = re.compile(r"(?:not\s+)?[\w.]+\.(?:grad|requires_grad)(?:\s+is(?:\s+not)?\s+None)?")
+_IS_NOT_NONE = re.compile(r"[\w.\[\]'\"]+isnotNone")
 _DOTTED_NAME = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 PARAM_LOOP_RE = re.compile(r"parameters\(|\bparameters\b|param_groups|\[['\"]params['\"]\]|\bparams?\b|weights?\b")
 
@@ -225,12 +226,25 @@ class Extractor:
         return []
 
     def if_node(self, stmt: cst.If, ctx: Context) -> Node:
+        if stmt.orelse is None and self.guards_emptiness(stmt):
+            # `if params[0].grad is not None: for p in params: p.grad.zero_()`: the test only
+            # skips the reset when there is nothing to reset yet (the first iteration).
+            then = self.suite(stmt.body, ctx)
+            found = [n.event for n in walk(then) if isinstance(n, Ev)]
+            if found and all(e.kind == "zero" for e in found):
+                return Seq(tuple(then.items))
         cond = self.text(stmt.test, ctx)
         negated = False
         while cond.startswith("not") and isinstance(stmt.test, cst.UnaryOperation) and not negated:
             cond, negated = self.text(stmt.test.expression, ctx), True
         cond = _outer_parens_removed(cond)
+        is_not_none = not negated and cond.endswith("isnotNone") and _IS_NOT_NONE.fullmatch(cond) is not None
         written = " ".join(self.parsed.code(stmt.test.expression if negated else stmt.test).split())
+        if is_not_none:
+            # `if optimizer is not None:` and `if optimizer is None:` test one thing: the
+            # paths through both know which side they are on.
+            cond, negated = cond[: -len("isnotNone")] + "isNone", True
+            written = re.sub(r"\s+is\s+not\s+None\s*$", " is None", written.strip("() "))
         written = written[1:-1].strip() if written.startswith("(") and squash(written[1:-1]) == cond else written
         if squash(written) == cond:  # (not when a helper's parameters were renamed)
             self.shown.setdefault(cond, written)
@@ -319,6 +333,26 @@ class Extractor:
                 return None
             roots.append(part.removeprefix("not").strip().split(".")[0])
         return roots
+
+    def guards_emptiness(self, stmt: cst.If) -> bool:
+        """Is the test of ``stmt`` only `... is not None` checks of gradients (`w.grad`,
+        `params[0].grad`) or of a collection its body loops over (`params is not None`),
+        with at least one gradient among them?"""
+        code = " ".join(self.parsed.code(stmt.test).split())
+        if ".grad" not in code or " or " in code:
+            return False
+        body = self.parsed.code(stmt.body)
+        grads = 0
+        for part in re.split(r"\s+and\s+", code):
+            subject = re.fullmatch(r"\(?\s*([\w.\[\]'\"]+)\s+is\s+not\s+None\s*\)?", part)
+            if subject is None:
+                return False
+            name = subject.group(1)
+            if re.fullmatch(r"[\w.\[\]'\"]+\.grad", name):
+                grads += 1
+            elif not re.search(rf"\bfor\s+\w+\s+in\s+{re.escape(name)}\s*:", body):
+                return False
+        return grads > 0
 
     def skips_only_empty(self, test: cst.BaseExpression, ctx: Context) -> bool:
         """Is ``test`` about a loop parameter's `.grad` / `.requires_grad` alone?"""
@@ -461,7 +495,7 @@ class Extractor:
         if name in INPLACE_UPDATES:
             base = key[: -len(".data")] if key.endswith(".data") else key
             if re.search(rf"(?<![\w.]){re.escape(base)}(\.data)?\.grad\b", self.text(call, ctx)[len(key):]):
-                return [self.event("manual", call, ctx, grad_base=base)]
+                return [self.manual_event(call, base, ctx)]
         return []
 
     def reset_by_name(self, call: cst.Call, name: str, ctx: Context) -> list[Node]:
@@ -656,8 +690,18 @@ class Extractor:
             if in_place and small.value is not None and not grad:
                 pattern = rf"(?<![\w.]){re.escape(base)}(\.data)?\.grad\b"
                 if re.search(pattern, self.text(small.value, ctx)):
-                    items.append(self.event("manual", small, ctx, grad_base=base))
+                    items.append(self.manual_event(small, base, ctx))
         return items
+
+    def manual_event(self, node: cst.CSTNode, base: str, ctx: Context) -> Ev:
+        """A hand-written update of ``base``. A parameter loop's variable over tensors a
+        caller listed (`sgd([w, b], lr)`) is keyed by those tensors (`[w,b]`): a reset of
+        each by name then reaches it."""
+        source = dict(ctx.param_vars).get(base)
+        listed = dict(ctx.collections).get(source) if source is not None else None
+        if listed:
+            return self.event("manual", node, ctx, grad_base=f"[{','.join(listed)}]", grad_var=base)
+        return self.event("manual", node, ctx, grad_base=base)
 
     def same_parameters(self, call: cst.Call, ctx: Context) -> bool:
         """Inside a loop: does the optimizer built by ``call`` get only parameters of names
@@ -701,11 +745,16 @@ class Extractor:
             params = params[1:]
         positional = [a for a in call.args if a.keyword is None and not a.star]
         varying: set[str] = set()
+        listed_members: list[tuple[str, tuple[str, ...]]] = []
         for index, arg in enumerate(call.args):
             if arg.star:
                 break
             name = arg.keyword.value if arg.keyword else (params[index] if index < len(params) else None)
             value = self.text(arg.value, ctx)
+            listed = _listed_names(arg.value)
+            if name and listed:
+                # `sgd([w, b], lr)`: a loop over the parameter goes over these tensors.
+                listed_members.append((name, tuple(self.text(e, ctx) for e in listed)))
             # Identity pairs too (`train_step(G, D)` into `def train_step(G, D)`): they tell
             # reach that G is the caller's G, not an unknown parameter.
             if name and re.fullmatch(r"[\w.\[\]'\"()]+", value):
@@ -714,7 +763,7 @@ class Extractor:
                 varying.add(name)  # `update_grad=(i + 1) % k == 0`: the parameter changes per call
                 if is_accumulation_condition(value) and not re.search(r"\w\s*\(", value):
                     subst.append((name, f"({value})"))  # and `if update_grad:` is that test
-        collections = ctx.collections
+        collections = ctx.collections + tuple(listed_members)
         star = helper.params.star_arg
         if isinstance(star, cst.Param) and not any(a.star for a in call.args):
             # `def zero_all(*optimizers)` called `zero_all(g, d)`: the members are known.
@@ -740,6 +789,15 @@ class Extractor:
 
     def class_of(self, method: cst.FunctionDef) -> str | None:
         return next((c for (c, _), f in self.facts.methods.items() if f is method), None)
+
+
+def _listed_names(node: cst.BaseExpression) -> list[cst.BaseExpression] | None:
+    """The names of a literal list or tuple of names (`[w, b]`), else None."""
+    if not isinstance(node, (cst.List, cst.Tuple)) or not node.elements:
+        return None
+    if all(isinstance(e, cst.Element) and isinstance(e.value, (cst.Name, cst.Attribute)) for e in node.elements):
+        return [e.value for e in node.elements]
+    return None
 
 
 def _without_grad(func: cst.FunctionDef) -> bool:

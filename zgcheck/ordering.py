@@ -79,8 +79,11 @@ def zero_effect(event: Event, key: str, facts: ModuleFacts) -> str | None:
     if event.kind != "zero":
         return None
     if key.startswith(MANUAL_PREFIX):
-        if event.grad_base == key[len(MANUAL_PREFIX):-1]:
+        base = key[len(MANUAL_PREFIX):-1]
+        if event.grad_base == base:
             return "full"
+        if base.startswith("[") and event.grad_base in base[1:-1].split(","):
+            return "maybe"  # one of the tensors a caller listed (`sgd([w, b])`, `w.grad.zero_()`)
         return "maybe" if (event.models or event.opt or event.unknown) else None
     if event.opt is not None:
         if event.opt == key:

@@ -43,12 +43,16 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
     for ordering in ctx.manual_orderings():
         base = ordering.key[len("<manual:"):-1]
         for update, _by, backward, _loop, _zeros in stale_findings(ctx, ordering):
+            name = update.event.grad_var or base
             message = (
-                f"manual update {cite(update.event)} uses {base}.grad, which is never reset: each "
+                f"manual update {cite(update.event)} uses {name}.grad, which is never reset: each "
                 f"{cite(backward)} adds to the gradients of all earlier iterations; "
-                f"set {base}.grad = None after the update"
+                f"set {name}.grad = None after the update"
             )
-            style_zero = ".grad.zero_()" in ctx.parsed.text and ".grad = None" not in ctx.parsed.text
+            # The file's own style: where it zeroes gradients in place, `= None` would break
+            # a later `w.grad.data.zero_()`.
+            text = ctx.parsed.text
+            style_zero = (".grad.zero_()" in text or ".grad.data.zero_()" in text) and ".grad = None" not in text
             yield ctx.diagnostic("ZG006", update.event, message, base, (backward, update.event),
                                  fix=ctx.fixes.reset_after_update(update.event, style_zero))
 
