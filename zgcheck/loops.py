@@ -37,6 +37,8 @@ CALLED = re.compile(r"([A-Za-z_]\w*)\s*\(")
 # than walking the others).
 _WITHOUT_CALLS = frozenset({cst.Name, cst.Integer, cst.Float, cst.SimpleString, cst.Ellipsis})
 _GRAD_TEST = re.compile(r"(?:not\s+)?[\w.]+\.(?:grad|requires_grad)(?:\s+is(?:\s+not)?\s+None)?")
+# A modulo test without `== 0`: `(i + 1) % k`, `step % accum != 0` (no other comparison).
+_MODULO_NONZERO = re.compile(r"[^=!<>]+%[^=!<>]+?(?:!=0)?")
 _IS_NOT_NONE = re.compile(r"[\w.\[\]'\"]+isnotNone")
 _DOTTED_NAME = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 PARAM_LOOP_RE = re.compile(r"parameters\(|\bparameters\b|param_groups|\[['\"]params['\"]\]|\bparams?\b|weights?\b")
@@ -64,6 +66,9 @@ class Context:
     collections: tuple[tuple[str, tuple[str, ...]], ...] = ()  # `*optimizers` -> the arguments
     site: "tuple[ParsedModule, cst.Call] | None" = None  # the checked file's call into another module
     via: str = ""  # that module's helper, named for messages
+    # Collections an earlier loop of this block went over or appended to while it ran a
+    # backward or a step: that loop is assumed to have run, so they are not empty.
+    filled: frozenset[str] = frozenset()
 
     @property
     def in_loop(self) -> bool:
@@ -102,6 +107,8 @@ class Extractor:
     modes: dict[str, str] = field(default_factory=dict)  # condition text -> conditions.SWITCH / ...
     shown: dict[str, str] = field(default_factory=dict)  # condition key -> the text as written, for messages
     _assigned: dict[int, frozenset[str]] = field(default_factory=dict)
+    # `should_step = step % accum == 0` in a function: the test a later `if should_step:` makes.
+    named_conditions: dict[tuple, tuple[str, str]] = field(default_factory=dict)
 
     def assigned(self, node: cst.For | cst.While | cst.FunctionDef) -> frozenset[str]:
         """Names a loop (its target included) or a function body assigns; memoised."""
@@ -162,14 +169,28 @@ class Extractor:
 
     # ----- statements ----------------------------------------------------------
     def block(self, body, ctx: Context) -> Seq:
+        return self.block_and_context(body, ctx)[0]
+
+    def block_and_context(self, body, ctx: Context) -> tuple[Seq, Context]:
+        """A block's statements, and the context after them (the functions it defined,
+        the collections its loops filled)."""
         items: list[Node] = []
         for stmt in body:
             if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
                 if isinstance(stmt, cst.FunctionDef):
                     ctx = replace(ctx, scope=ctx.scope + ((stmt.name.value, stmt),))
                 continue
-            items.extend(self.statement(stmt, ctx))
-        return Seq(tuple(items))
+            found = self.statement(stmt, ctx)
+            items.extend(found)
+            if isinstance(stmt, cst.For) and any(isinstance(n, Ev) for item in found for n in walk(item)):
+                ctx = replace(ctx, filled=ctx.filled | self.filled_by(stmt, ctx))
+        return Seq(tuple(items)), ctx
+
+    def filled_by(self, loop: cst.For, ctx: Context) -> frozenset[str]:
+        """What a loop that ran goes over, and the lists its body appends to."""
+        names = {self.text(loop.iter, ctx)}
+        names.update(_APPENDED.findall(self.parsed.code(loop.body)))
+        return frozenset(names)
 
     def suite(self, suite: cst.BaseSuite, ctx: Context) -> Seq:
         if isinstance(suite, cst.IndentedBlock):
@@ -219,13 +240,48 @@ class Extractor:
                     return [self.event("zero_ref", small, ctx, opt=self.facts.canon(key))]
             return self.expr_events(value, ctx)
         if isinstance(small, (cst.Assign, cst.AugAssign, cst.AnnAssign)):
+            if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
+                self.name_condition(small.targets[0].target.value, small.value, ctx)
             items = self.expr_events(small.value, ctx) if small.value is not None else []
             return items + self.assignment_events(small, ctx)
         if isinstance(small, cst.Assert):
             return self.expr_events(small.test, ctx)
         return []
 
-    def if_node(self, stmt: cst.If, ctx: Context) -> Node:
+    def loop_body(self, suite: cst.BaseSuite, ctx: Context) -> Seq:
+        """A loop's body. `if (i + 1) % k: continue` directly in it skips the rest of the
+        body on those iterations: the rest is that `if`'s other branch (the accumulation
+        idiom written with `continue`, read as `if (i + 1) % k == 0: ...`)."""
+        if not isinstance(suite, cst.IndentedBlock):
+            return self.suite(suite, ctx)
+        body = list(suite.body)
+        for index, stmt in enumerate(body):
+            if (isinstance(stmt, cst.If) and stmt.orelse is None and _only_continue(stmt.body)
+                    and is_accumulation_condition(self.text(stmt.test, ctx)) and index + 1 < len(body)):
+                head, ctx_after = self.block_and_context(body[:index], ctx)
+                guarded = self.if_node(stmt, ctx_after, rest=body[index + 1:])
+                return Seq(head.items + ((guarded,) if not isinstance(guarded, Seq) else guarded.items))
+        return self.block(body, ctx)
+
+    def name_condition(self, name: str, value: cst.BaseExpression, ctx: Context) -> None:
+        """Remember (or forget) what an accumulation test assigned to ``name`` says."""
+        key = (ctx.stack, name)
+        text = self.text(value, ctx)
+        if is_accumulation_condition(text) and not re.search(r"\w\s*\(", text) and "%" in text:
+            self.named_conditions[key] = (text, " ".join(self.parsed.code(value).split()))
+        else:
+            self.named_conditions.pop(key, None)
+
+    def named_condition(self, name: str, ctx: Context) -> tuple[str, str] | None:
+        """What ``name`` was assigned in this function, or in one it is nested in (a local
+        `_backward` closure testing its caller's `need_update`)."""
+        for depth in range(len(ctx.stack), -1, -1):
+            found = self.named_conditions.get((ctx.stack[:depth], name))
+            if found is not None:
+                return found
+        return None
+
+    def if_node(self, stmt: cst.If, ctx: Context, rest: list | None = None) -> Node:
         if stmt.orelse is None and self.guards_emptiness(stmt):
             # `if params[0].grad is not None: for p in params: p.grad.zero_()`: the test only
             # skips the reset when there is nothing to reset yet (the first iteration).
@@ -238,17 +294,35 @@ class Extractor:
         while cond.startswith("not") and isinstance(stmt.test, cst.UnaryOperation) and not negated:
             cond, negated = self.text(stmt.test.expression, ctx), True
         cond = _outer_parens_removed(cond)
+        named = self.named_condition(cond, ctx) if isinstance(stmt.test.expression if negated else stmt.test, cst.Name) else None
+        if named is not None:  # `if should_step:` after `should_step = step % accum == 0`
+            cond = _outer_parens_removed(named[0])
         is_not_none = not negated and cond.endswith("isnotNone") and _IS_NOT_NONE.fullmatch(cond) is not None
         written = " ".join(self.parsed.code(stmt.test.expression if negated else stmt.test).split())
+        if named is not None:
+            written = named[1]
         if is_not_none:
             # `if optimizer is not None:` and `if optimizer is None:` test one thing: the
             # paths through both know which side they are on.
             cond, negated = cond[: -len("isnotNone")] + "isNone", True
             written = re.sub(r"\s+is\s+not\s+None\s*$", " is None", written.strip("() "))
+        elif "%" in cond and _MODULO_NONZERO.fullmatch(cond):
+            # `if (i + 1) % k != 0:` and `if (i + 1) % k:` are `(i + 1) % k == 0` negated:
+            # the step of `if (i + 1) % k: continue` sits on the side that test is true.
+            bare = not cond.endswith("!=0")
+            cond, negated = (cond if bare else cond[:-3]) + "==0", not negated
+            inner = written.strip()
+            if negated is False and inner.startswith("not "):
+                inner = inner[4:].strip()
+            written = f"{inner} == 0" if bare else re.sub(r"\s*!=\s*0\s*$", " == 0", inner)
         written = written[1:-1].strip() if written.startswith("(") and squash(written[1:-1]) == cond else written
         if squash(written) == cond:  # (not when a helper's parameters were renamed)
             self.shown.setdefault(cond, written)
         known = self.known_truth(cond)
+        if known is None and ctx.filled:
+            known = _emptiness(cond, ctx.filled)
+        if known is not None and rest is not None:
+            return Seq((Jump("continue"),)) if known != negated else self.block(rest, ctx)
         if known is not None:
             # `if optimizer is not None:` with an optimizer, `if None is not None:` once a
             # helper was called with None: one branch only.
@@ -258,7 +332,7 @@ class Extractor:
             if isinstance(taken, cst.Else):
                 taken = taken.body
             return Seq(tuple(self.suite(taken, ctx).items)) if taken is not None else EMPTY
-        if ctx.param_vars and stmt.orelse is None and self.skips_only_empty(stmt.test, ctx):
+        if ctx.param_vars and stmt.orelse is None and rest is None and self.skips_only_empty(stmt.test, ctx):
             # `for p in params: if p.grad is not None: p.grad.zero_()` (a hand-written
             # zero_grad): the test only skips parameters that have nothing to clear.
             return Seq(tuple(self.suite(stmt.body, ctx).items))
@@ -266,10 +340,12 @@ class Extractor:
         self.modes[cond] = max(mode, self.modes.get(cond, mode), key=MODE_ORDER.index)
         # Each branch knows which side of the condition it is on ("if" / "else").
         then_side, else_side = ("else", "if") if negated else ("if", "else")
-        then = self.suite(stmt.body, replace(ctx, path=ctx.path + ((then_side, cond),)))
+        then = self.suite(stmt.body, replace(ctx, path=ctx.path + ((then_side, cond),))) if rest is None else EMPTY
         else_ctx = replace(ctx, path=ctx.path + ((else_side, cond),))
         orelse = EMPTY
-        if isinstance(stmt.orelse, cst.If):
+        if rest is not None:  # `if cond: continue`, then the rest of the loop's body
+            orelse = self.block(rest, else_ctx)
+        elif isinstance(stmt.orelse, cst.If):
             nested = self.if_node(stmt.orelse, else_ctx)
             if isinstance(nested, Seq):
                 orelse = nested
@@ -303,7 +379,7 @@ class Extractor:
         inner = replace(ctx, path=ctx.path + (("loop", loop_id),), loop_variant=variant, call_variant=frozenset())
         if isinstance(stmt, cst.For):
             inner = self.bind_param_loop(stmt, inner)
-        body = self.suite(stmt.body, inner)
+        body = self.loop_body(stmt.body, inner)
         orelse = self.suite(stmt.orelse.body, ctx) if stmt.orelse else EMPTY
         # An eventless loop is dropped by the caller; not asking for its line spares
         # resolving positions in code that has nothing to do with gradients.
@@ -789,6 +865,28 @@ class Extractor:
 
     def class_of(self, method: cst.FunctionDef) -> str | None:
         return next((c for (c, _), f in self.facts.methods.items() if f is method), None)
+
+
+_APPENDED = re.compile(r"([A-Za-z_][\w.]*)\s*\.\s*(?:append|extend)\s*\(")
+_EMPTY_TEST = re.compile(r"len\((.+)\)(==0|<=0|<1|>0|>=1|!=0)")
+
+
+def _emptiness(cond: str, filled: frozenset[str]) -> bool | None:
+    """The truth of a test of whether a collection that a loop filled is empty
+    (`len(outputs) <= 0` -> False, `outputs` -> True), else None."""
+    if cond in filled:
+        return True
+    match = _EMPTY_TEST.fullmatch(cond)
+    if match is None or match.group(1) not in filled:
+        return None
+    return match.group(2) in (">0", ">=1", "!=0")
+
+
+def _only_continue(suite: cst.BaseSuite) -> bool:
+    """Is the suite just `continue`?"""
+    lines = suite.body if isinstance(suite, cst.IndentedBlock) else (suite,)
+    return (len(lines) == 1 and isinstance(lines[0], (cst.SimpleStatementLine, cst.SimpleStatementSuite))
+            and len(lines[0].body) == 1 and isinstance(lines[0].body[0], cst.Continue))
 
 
 def _listed_names(node: cst.BaseExpression) -> list[cst.BaseExpression] | None:
