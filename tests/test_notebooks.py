@@ -48,6 +48,31 @@ def test_broken_cell_is_reported_alone():
     assert [d.code for d in result.diagnostics] == ["ZG001"]
 
 
+def test_ipython_only_lines_are_no_syntax_errors_and_an_indented_cell_keeps_its_columns(tmp_path):
+    """`pip install x`, `ls dir`, `f(a,  # why?` and a cell indented as a whole run in
+    IPython; the indented cell's finding is placed at its own column and gets no fix (its
+    indentation is not zgcheck's to rewrite), so --fix leaves the notebook as it is."""
+    path = NB / "ipython_only_lines_zg001.ipynb"
+    result = check_file(str(path), Settings())
+    assert result.problems == ()
+    (diag,) = result.diagnostics
+    assert (diag.cell, diag.location.row, diag.location.column) == (5, 4, 7)
+    assert diag.fix is None
+    copy = tmp_path / path.name
+    shutil.copy(path, copy)
+    CliRunner().invoke(main, ["check", "--fix", "--unsafe-fixes", str(copy)])
+    assert copy.read_bytes() == path.read_bytes()
+
+
+def test_summary_counts_a_notebook_with_broken_cells_once(tmp_path):
+    cells = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": [src]}
+             for src in ("x = (\n", "y = ]\n", "loss.backward()\nopt.step()\n")]
+    path = tmp_path / "two_broken.ipynb"
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    output = CliRunner().invoke(main, ["check", "--no-color", "--no-cache", str(path)]).output
+    assert output.count("syntax error") == 2 and "1 file could not be analysed (in full)" in output
+
+
 def test_cell_aware_text_and_json(tmp_path):
     path = str(NB / "tutorial_zg002.ipynb")
     text = CliRunner().invoke(main, ["check", "--no-color", path]).output

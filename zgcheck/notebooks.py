@@ -31,6 +31,10 @@ class Notebook:
     starts: tuple[int, ...]  # module row where each code cell starts (1-based)
     originals: tuple[str, ...]  # masked lines, restored after a fix
     broken: tuple[FileProblem, ...] = ()
+    # Cells indented as a whole, which IPython dedents before running: notebook cell index
+    # -> (the indentation removed, the cell's source as analysed). Their findings are
+    # shifted back by that indentation and get no fix.
+    dedented: dict = None  # type: ignore[assignment]
 
     def locate(self, row: int) -> tuple[int, int]:
         """Module row -> (notebook cell number, 1-based; row inside that cell)."""
@@ -62,8 +66,8 @@ def _mask(source: str, originals: list[str]) -> str:
             out.append(line)
             continue
         ipython = continued or stripped.startswith(("%", "!", "?")) or re.match(r"^[\w.]+\s*=\s*[!%]", stripped) or (
-            stripped.endswith("?") and not stripped.startswith("#")
-        )
+            _code_part(stripped).endswith("?")  # `model?` (help); not `f(x,  # why?`
+        ) or _automagic(stripped)
         if whole_cell or ipython:
             indent = "" if whole_cell else (start_indent if continued else line[: len(line) - len(line.lstrip())])
             start_indent = indent
@@ -75,6 +79,41 @@ def _mask(source: str, originals: list[str]) -> str:
             depth = max(0, _bracket_balance(line))
             out.append(line)
     return "\n".join(out)
+
+
+# IPython runs these as shell commands or magics without `%` (automagic): `ls /content/`,
+# `pip install torch`. A line is masked only when it is not Python as written.
+AUTOMAGICS = frozenset({
+    "ls", "ll", "pip", "conda", "cd", "pwd", "cat", "cp", "mv", "rm", "mkdir", "rmdir", "less", "more", "man",
+    "clear", "env", "history", "alias", "pdb", "run", "time", "timeit", "load", "who", "whos", "reset",
+    "matplotlib", "pylab", "debug", "xmode", "pushd", "popd", "set_env", "store", "edit", "load_ext", "autoreload",
+})
+
+
+def _automagic(stripped: str) -> bool:
+    word = re.match(r"([A-Za-z_]\w*)(\s|$)", stripped)
+    if word is None or word.group(1) not in AUTOMAGICS or not word.group(2):
+        return False
+    try:
+        compile(stripped, "<cell line>", "exec")
+    except SyntaxError:
+        return True
+    except (ValueError, RecursionError, MemoryError):
+        return False
+    return False
+
+
+def _code_part(line: str) -> str:
+    """A line without its comment (a `#` outside simple string literals), stripped."""
+    quote = ""
+    for index, char in enumerate(line):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#":
+            return line[:index].rstrip()
+    return line.rstrip()
 
 
 def _bracket_balance(line: str) -> int:
@@ -103,12 +142,18 @@ def read_notebook(path: str, data: bytes) -> Notebook | FileProblem:
         return FileProblem(path, "decode", "not a valid notebook: only nbformat 4 is supported")
     originals: list[str] = []
     chunks, cells, starts, broken = [], [], [], []
+    dedented: dict[int, tuple[str, str]] = {}
     row = 1
     for index, cell in enumerate(raw["cells"]):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         masked = _mask(cell_source(cell), originals)
         problem = _cell_problem(path, masked, index)
+        if problem is not None:
+            indent, flat = _dedented(masked)
+            if indent and _cell_problem(path, flat, index) is None:
+                dedented[index] = (indent, flat)
+                masked, problem = flat, None
         if problem is not None:
             broken.append(problem)
             masked = "\n".join("# " + line for line in masked.split("\n"))
@@ -117,7 +162,18 @@ def read_notebook(path: str, data: bytes) -> Notebook | FileProblem:
         chunks.append(masked)
         row += masked.count("\n") + 2  # the cell's lines plus the boundary line
     text = ("\n" + BOUNDARY + "\n").join(chunks) + "\n"
-    return Notebook(raw, text, tuple(cells), tuple(starts), tuple(originals), tuple(broken))
+    return Notebook(raw, text, tuple(cells), tuple(starts), tuple(originals), tuple(broken), dedented)
+
+
+def _dedented(source: str) -> tuple[str, str]:
+    """IPython's leading-indent rule: a cell whose first line is indented loses that
+    indentation on every line that starts with it. Returns (indent, text) or ("", source)."""
+    lines = source.split("\n")
+    first = next((line for line in lines if line.strip()), "")
+    indent = first[: len(first) - len(first.lstrip(" \t"))]
+    if not indent:
+        return "", source
+    return indent, "\n".join(line[len(indent):] if line.startswith(indent) else line for line in lines)
 
 
 def _cell_problem(path: str, source: str, index: int) -> FileProblem | None:
@@ -143,6 +199,9 @@ def relocate(diag: Diagnostic, nb: Notebook) -> Diagnostic:
 
     related = tuple(replace(e, line=nb.locate(e.line)[1]) for e in diag.related)
     fix = diag.fix
+    shift = len(nb.dedented[cell - 1][0]) if nb.dedented and cell - 1 in nb.dedented else 0
+    if shift:
+        fix = None  # a cell IPython dedents: its own indentation is not rewritten
     if fix is not None:
         # Edits in the same coordinates as the location: rows inside their own cell.
         fix = replace(fix, edits=tuple(_edit_in_cell(edit, nb) for edit in fix.edits))
@@ -150,8 +209,8 @@ def relocate(diag: Diagnostic, nb: Notebook) -> Diagnostic:
         diag,
         fix=fix,
         cell=cell,
-        location=Location(row, diag.location.column),
-        end_location=Location(end_row if end_cell == cell else row, diag.end_location.column),
+        location=Location(row, diag.location.column + shift),
+        end_location=Location(end_row if end_cell == cell else row, diag.end_location.column + shift),
         message=re.sub(r"\(line (\d+)\)", mention, diag.message),
         related=related,
     )
@@ -171,7 +230,12 @@ def cell_sources(nb: Notebook, fixed_text: str) -> dict[int, str] | None:
     parts = restored[:-1].split("\n" + BOUNDARY + "\n") if restored.endswith("\n") else None
     if parts is None or len(parts) != len(nb.cells):
         return None
-    return dict(zip(nb.cells, parts))
+    sources = dict(zip(nb.cells, parts))
+    for index, (_indent, flat) in (nb.dedented or {}).items():
+        if sources.get(index) != MAGIC.sub(lambda m: nb.originals[int(m.group(2))], flat):
+            return None  # never expected (such cells get no fix): keep the notebook as it is
+        sources[index] = cell_source(nb.raw["cells"][index])
+    return sources
 
 
 def _style(raw_text: str) -> dict:

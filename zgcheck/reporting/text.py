@@ -131,7 +131,9 @@ def _print_diagnostic(console: "_Writer", diag: Diagnostic, result: FileResult, 
 def _summary(console, report: RunReport) -> None:
     counts = Counter(d.code for d in report.diagnostics)
     checked = len(report.results)
-    problems = len(report.all_problems)
+    # Files, not problems: a notebook with two broken cells is one file (its other cells
+    # were analysed).
+    problems = len({p.filename for p in report.all_problems})
     fixed = len(report.fixed)
     if fixed:
         console.print(f"Fixed {fixed} finding{'s' if fixed != 1 else ''}.")
@@ -141,14 +143,14 @@ def _summary(console, report: RunReport) -> None:
     files = len({d.filename for d in report.diagnostics})
     total = sum(counts.values())
     if not total:
-        console.print(f"No findings ({checked} checked); {problems} file{'s' if problems != 1 else ''} could not be analysed.")
+        console.print(f"No findings ({checked} checked); {problems} file{'s' if problems != 1 else ''} could not be analysed (in full).")
         return
     parts = ", ".join(f"{code} {_glyphs(console.file)['times']}{n}" for code, n in sorted(counts.items()))
     line = f"Found {total} finding{'s' if total != 1 else ''} in {files} file{'s' if files != 1 else ''} ({checked} checked)"
     if parts:
         line += f": {parts}"
     if problems:
-        line += f"; {problems} file{'s' if problems != 1 else ''} could not be analysed"
+        line += f"; {problems} file{'s' if problems != 1 else ''} could not be analysed (in full)"
     console.print(line + ".")
     _fixable(console, report)
 
