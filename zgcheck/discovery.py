@@ -51,7 +51,7 @@ def _ignored(path: str, is_dir: bool, specs: list) -> bool:
     return False
 
 
-def _is_venv(path: str) -> bool:
+def is_venv(path: str) -> bool:
     return os.path.exists(os.path.join(path, "pyvenv.cfg")) or os.path.isdir(os.path.join(path, "conda-meta"))
 
 
@@ -123,7 +123,7 @@ def _walk_dir(directory: str, found: Discovery, visited: set[str], specs: list, 
         except OSError:
             is_dir = False
         if is_dir:
-            if entry.name.startswith(".") or entry.name in SKIP_DIRS or _is_venv(path):
+            if entry.name.startswith(".") or entry.name in SKIP_DIRS or is_venv(path):
                 continue
             if specs and _ignored(os.path.abspath(path), True, specs) or skip(path, True, False):
                 continue

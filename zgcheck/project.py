@@ -41,6 +41,9 @@ MAX_ANCESTORS = 4  # without a marker, how far up imports are looked for
 MAX_MODULE_BYTES = 512 * 1024  # helpers live in ordinary files; a huge generated one is skipped
 MAX_DEPTH = 2  # a helper's helper in a third module is followed; further is not
 MAX_REEXPORTS = 3  # `from .gemini import X` in __init__.py files, followed this many times
+# Import statements at any indentation, a parenthesised name list included; each starts a
+# line of its own when joined (they are parsed alone).
+_IMPORT_STATEMENT = re.compile(rb"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+import[ \t]*(?:\([^)]*\)|[^\n;#]*)|import[ \t]+[^\n;#]*)", re.M)
 
 
 @dataclass
@@ -134,14 +137,21 @@ class Project:
         from zgcheck.sources import code_might_hold_training_code, decode, might_hold_training_code, read_bytes
 
         word = re.compile(rb"\b" + re.escape(name.encode()) + rb"\b")
+        # An import of it names its module (`from .optim import f`, `from . import optim`).
+        stem = os.path.splitext(os.path.basename(path))[0]
+        module = stem if stem != "__init__" else os.path.basename(os.path.dirname(path))
+        module_word = re.compile(rb"\b" + re.escape(module.encode()) + rb"\b")
         for other in self._project_files(self.root_of(os.path.dirname(path))):
             if other == path:
                 continue
             data = read_bytes(other)
             if not isinstance(data, bytes) or len(data) > MAX_MODULE_BYTES or not word.search(data):
                 continue
+            imports = b"\n".join(m.group(0).strip() for m in _IMPORT_STATEMENT.finditer(data) if module_word.search(m.group(0)))
+            if not imports:
+                continue
             source = decode(other, data)
-            if not hasattr(source, "text") or not self._imports(other, source.text, name, path):
+            if not hasattr(source, "text") or not self._imports(other, imports.decode("utf-8", "replace"), name, path):
                 continue
             # The caller's own gates, as a check of it would run them (its helpers counted).
             if might_hold_training_code(data) or code_might_hold_training_code(source.text):
@@ -150,8 +160,9 @@ class Project:
         return None
 
     def _imports(self, importer: str, text: str, name: str, path: str) -> bool:
-        """Does ``importer`` bind ``name`` from the module at ``path`` (`from .m import
-        name`), or that module itself (`from . import m`, `import pkg.m as m`)?"""
+        """Do the import statements ``text`` of ``importer`` bind ``name`` from the module
+        at ``path`` (`from .m import name`), or that module itself (`from . import m`,
+        `import pkg.m as m`)?"""
         import ast
         import warnings
 
@@ -179,9 +190,15 @@ class Project:
         """Python files under the project root (as a directory walk finds them)."""
         found = self._files.get(root)
         if found is None:
-            from zgcheck.discovery import discover
+            from zgcheck.discovery import SKIP_DIRS, is_venv
 
-            found = self._files[root] = [os.path.abspath(f) for f in discover([root]).files if f.endswith(".py")]
+            found = []
+            # Plain walk (no .gitignore: a caller is a caller), pruned as discovery prunes.
+            for folder, dirs, names in os.walk(os.path.abspath(root)):
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP_DIRS
+                                 and not is_venv(os.path.join(folder, d)))
+                found.extend(os.path.join(folder, n) for n in sorted(names) if n.endswith(".py"))
+            self._files[root] = found
         return found
 
     def index(self, path: str) -> ModuleIndex | None:
