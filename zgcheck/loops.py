@@ -130,7 +130,7 @@ class Extractor:
         if key in self._relevant:
             return self._relevant[key]
         self._relevant[key] = False  # breaks recursion between helpers
-        text = self.parsed.code(func)
+        text = self.parsed.body_text(func)
         found = any(marker in text for marker in EVENT_MARKERS)
         if not found:
             for name in set(CALLED.findall(text)):
@@ -189,7 +189,7 @@ class Extractor:
     def filled_by(self, loop: cst.For, ctx: Context) -> frozenset[str]:
         """What a loop that ran goes over, and the lists its body appends to."""
         names = {self.text(loop.iter, ctx)}
-        names.update(_APPENDED.findall(self.parsed.code(loop.body)))
+        names.update(_APPENDED.findall(self.parsed.body_text(loop)))
         return frozenset(names)
 
     def suite(self, suite: cst.BaseSuite, ctx: Context) -> Seq:
@@ -266,6 +266,9 @@ class Extractor:
     def name_condition(self, name: str, value: cst.BaseExpression, ctx: Context) -> None:
         """Remember (or forget) what an accumulation test assigned to ``name`` says."""
         key = (ctx.stack, name)
+        if not isinstance(value, _CONDITION_NODES):  # a call, a name, a literal: no modulo test
+            self.named_conditions.pop(key, None)
+            return
         text = self.text(value, ctx)
         if is_accumulation_condition(text) and not re.search(r"\w\s*\(", text) and "%" in text:
             self.named_conditions[key] = (text, " ".join(self.parsed.code(value).split()))
@@ -451,7 +454,7 @@ class Extractor:
 
     def for_node(self, stmt: cst.For, ctx: Context) -> list[Node]:
         iter_text = self.text(stmt.iter, ctx)
-        body_code = self.parsed.code(stmt.body)
+        body_code = self.parsed.body_text(stmt)
         if PARAM_LOOP_RE.search(iter_text) and (".grad" in body_code or "requires_grad" in body_code) and not stmt.orelse:
             # `for p in model.parameters(): p.grad = None` clears (or updates) all of them:
             # one event, not a loop that might run zero times.
@@ -867,6 +870,7 @@ class Extractor:
         return next((c for (c, _), f in self.facts.methods.items() if f is method), None)
 
 
+_CONDITION_NODES = (cst.Comparison, cst.BinaryOperation, cst.BooleanOperation, cst.UnaryOperation)
 _APPENDED = re.compile(r"([A-Za-z_][\w.]*)\s*\.\s*(?:append|extend)\s*\(")
 _EMPTY_TEST = re.compile(r"len\((.+)\)(==0|<=0|<1|>0|>=1|!=0)")
 

@@ -81,6 +81,22 @@ class ParsedModule:
             self._codes[node] = text
         return text
 
+    def body_text(self, node: "cst.CSTNode") -> str:
+        """The text of a compound statement's body (a function's, a loop's) as parsed:
+        sliced from the parsed text by the layout's lines, without generating its code
+        (for word searches: the lines from its body's first statement to its last); the
+        generated code of the body where the layout does not place it."""
+        if self.layout is not None and self.parsed_text is not None:
+            start = self.start(node)[0]
+            found = self.layout.bodies.get(start) if self.layout is not None else None
+            if found is not None and found[1].firsts:
+                starts = self._starts_of_lines()
+                first, last = found[1].firsts[0], found[0]
+                if 0 < first <= last <= len(starts):
+                    end = starts[last] if last < len(starts) else len(self.parsed_text)
+                    return self.parsed_text[starts[first - 1] : end]
+        return self.code(node.body)
+
     @property
     def text(self) -> str:
         """The whole module's source (LibCST's `Module.code` regenerates it on every call)."""
