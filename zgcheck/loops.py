@@ -19,7 +19,10 @@ from zgcheck.cstwalk import walk as walk_cst
 from zgcheck.conditions import ITERATION, MODE_ORDER, assigned_names, classify, is_accumulation_condition
 from zgcheck.events import EMPTY, Ev, Event, If, Inline, Jump, Loop, Node, Region, Seq, Try, walk
 from zgcheck.parsing import ParsedModule
-from zgcheck.recognize import ZERO_METHODS, ModuleFacts, callee_name, is_xla, receiver, says_it_resets, squash
+from zgcheck.recognize import (
+    NOT_OPTIMIZER_TOKENS, ZERO_METHODS, ModuleFacts, callee_name, is_xla, named_like, named_like_optimizer, receiver,
+    says_it_resets, squash,
+)
 
 if TYPE_CHECKING:
     from zgcheck.project import LoadedModule, Resolver
@@ -468,10 +471,26 @@ class Extractor:
                 renamed = replace(ctx, subst=((target, member),) + ctx.subst)
                 items.extend(self.suite(stmt.body, renamed).items)
             return items
-        if isinstance(stmt.target, cst.Name) and self.facts.is_optimizer(stmt.target.value) and not stmt.orelse:
+        fanned = self.fan_out(stmt, iter_text, ctx) if not stmt.orelse else None
+        if fanned is not None:
+            return fanned
+        return _unless_eventless(self.loop(stmt, ctx))
+
+    def fan_out(self, stmt: cst.For, iter_text: str, ctx: Context) -> list[Node] | None:
+        """A loop over a collection of optimizers (`for opt in optimizers:`, `for name, opt
+        in self.optimizers.items():`, `enumerate(...)`) acts once on each, not repeatedly.
+        A loop over schedulers (`for k, v in self.lr_schedulers.items():
+        v.step()`) steps no optimizer, even where another method's `v` is one."""
+        target, collection = _loop_variable(stmt.target, iter_text)
+        if target is None:
+            return None
+        if collection and named_like(collection, NOT_OPTIMIZER_TOKENS) and not named_like_optimizer(collection):
+            renamed = replace(ctx, subst=((target, f"{collection}[*]"),) + ctx.subst)
+            return _unless_eventless(self.loop(stmt, renamed))
+        if self.facts.is_optimizer(target) or (isinstance(stmt.target, cst.Tuple) and named_like_optimizer(collection)):
             # `for opt in optimizers: opt.step()` steps each optimizer once, not repeatedly.
             return list(self.suite(stmt.body, ctx).items)
-        return _unless_eventless(self.loop(stmt, ctx))
+        return None
 
     def members(self, iter_text: str, ctx: Context) -> tuple[str, ...] | None:
         """The known members of a collection of optimizers being iterated: a literal list or
@@ -884,6 +903,19 @@ def _emptiness(cond: str, filled: frozenset[str]) -> bool | None:
     if match is None or match.group(1) not in filled:
         return None
     return match.group(2) in (">0", ">=1", "!=0")
+
+
+def _loop_variable(target: cst.BaseExpression, iter_text: str) -> tuple[str | None, str]:
+    """The variable a loop binds each member to, and the collection (`opt`, `optimizers` of
+    `for opt in optimizers.values()`; `v`, `self.optimizers` of `for k, v in
+    self.optimizers.items()` or `for i, v in enumerate(self.optimizers)`)."""
+    if isinstance(target, cst.Name):
+        return target.value, re.sub(r"\.values\(\)$", "", iter_text)
+    if isinstance(target, cst.Tuple) and len(target.elements) == 2 and isinstance(target.elements[1].value, cst.Name):
+        pair = re.fullmatch(r"(.+)\.items\(\)|enumerate\(([^,()]+)\)", iter_text)
+        if pair:
+            return target.elements[1].value.value, pair.group(1) or pair.group(2)
+    return None, ""
 
 
 def _only_continue(suite: cst.BaseSuite) -> bool:

@@ -5,7 +5,7 @@ from typing import Iterator
 
 from zgcheck.diagnostics import Diagnostic
 from zgcheck.loops import SYNC_CONDITION
-from zgcheck.ordering import accumulation_condition
+from zgcheck.ordering import accumulation_condition, zero_effect
 from zgcheck.events import Ev
 from zgcheck.rules.base import Rule, RuleContext, cite, reported_by_helper, conditions_within, guarded_in, innermost_loop, inside, occurrence
 
@@ -64,7 +64,7 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 continue
             if step is None:
                 step = _step_after_inner_loop(zero, steps, loop)
-                if step is None:
+                if step is None or _zeroed_again_before(step, loop, zero, region, ctx):
                     continue
                 message = (
                     f"{cite(zero.event)} runs on every iteration of the loop (line {region.loops[loop].line}), "
@@ -82,6 +82,19 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 )
             fix = None if cond == SYNC_CONDITION or step.event.via else ctx.fixes.move_zero_after_step(zero.event, step.event, safe_when_same_block=False)
             yield ctx.diagnostic("ZG004", zero.event, message, key, (zero.event, backward, step.event), fix=fix)
+
+
+def _zeroed_again_before(step: Ev, loop: int, zero: Ev, region, ctx: RuleContext) -> bool:
+    """Is the optimizer zeroed again after the inner loop, before that step (an
+    adversarial attack's inner loop, then `opt.zero_grad()` and the training backward)?
+    Then nothing the inner loop accumulated was meant for the step."""
+    key = zero.event.opt or ""
+    for occ in region.occurrences:
+        if occ.event.kind != "zero" or occ is zero or any(k == "loop" and v == loop for k, v in occ.path):
+            continue
+        if zero.event.line < occ.event.line < step.event.line and zero_effect(occ.event, key, ctx.facts) == "full":
+            return True
+    return False
 
 
 def _step_after_inner_loop(zero: Ev, steps: list[Ev], loop: int) -> Ev | None:
