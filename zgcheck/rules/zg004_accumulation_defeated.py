@@ -13,14 +13,17 @@ EXPLANATION = """\
 What it does
   Finds a zero that runs on every iteration of a loop whose step() of the same
   optimizer runs only on some iterations (gradient accumulation: `if (i + 1) % k == 0`,
-  `accelerator.sync_gradients`), so the zero wipes the micro-batches accumulated in
-  the iterations that skipped the step. Also `model.zero_grad()` inside
+  `accelerator.sync_gradients`, `if (i + 1) % k: continue` before the step, a test kept
+  in a name such as `should_step = step % k == 0`), so the zero wipes the micro-batches
+  accumulated in the iterations that skipped the step. Also `model.zero_grad()` inside
   `accelerator.accumulate(...)`: Accelerate skips a prepared optimizer's zero_grad()
   while accumulating, but not the model's. Also inside a per-batch function
   (Lightning's `training_step` with manual optimization, `train_step(batch,
   batch_idx)`, an ignite process function): the message then says the zero "runs on
   every call" of it. A zero on every iteration of a dry-run mode that never steps is
-  not reported: nothing is lost before a step that never comes.
+  not reported: nothing is lost before a step that never comes. Nor is a zero inside
+  an inner loop (an adversarial attack) when the optimizer is zeroed again after that
+  loop, before its step.
 
 Why it hurts training
   Only the last micro-batch before each step contributes: the effective batch is k
