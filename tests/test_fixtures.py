@@ -66,3 +66,24 @@ def test_project_file_named_alone_still_resolves_its_helpers(project):
 def test_project_fixtures_cover_both_verdicts():
     marked = [p for project in PROJECTS for p in project.rglob("*.py") if expected(p.read_text(encoding="utf-8"))]
     assert len(PROJECTS) >= 4 and len(marked) >= 2
+
+
+@pytest.mark.parametrize("name", ["mode_switch_amp_branches_accum.py", "mode_switch_config_attribute_steps.py"])
+def test_over_budget_fallback_keeps_mode_switches(name, monkeypatch):
+    """A region over the work budget is analysed again; forgetting its mode switches then
+    joined AMP and fp32 branches that never meet in one run and reported a false ZG001
+    (sd-scripts' train_network.py). The first attempt is made to run over budget here."""
+    from zgcheck import ordering
+
+    real = ordering.Interpreter.run
+    tried: set[int] = set()
+
+    def run(self, node, tokens):
+        if id(self) not in tried:
+            tried.add(id(self))
+            raise ordering.OverBudget
+        return real(self, node, tokens)
+
+    monkeypatch.setattr(ordering.Interpreter, "run", run)
+    result = check_file(str(ROOT / "clean" / name), Settings())
+    assert tried and result.diagnostics == ()

@@ -24,8 +24,8 @@ from zgcheck.recognize import ModuleFacts
 MANUAL_PREFIX = "<manual:"
 MAX_TOKENS = 4096  # beyond this, condition correlations are forgotten to stay fast
 # Token-steps one region may take (a trainer's fit() with dozens of mode switches inlined
-# can otherwise run for minutes). Over budget, the region is analysed again without
-# remembering conditions; over budget again, it is left silent.
+# can otherwise run for minutes). Over budget, the region is analysed again remembering
+# only its mode switches; over budget again, it is left silent.
 WORK_BUDGET = 400_000
 
 
@@ -132,7 +132,9 @@ class Interpreter:
     def analyse(self) -> Ordering:
         for remember_conditions in (True, False):
             if not remember_conditions:
-                self.correlated, self.switches = set(), set()
+                # Mode switches stay remembered: forgetting them joins paths that never
+                # meet in one run (AMP and fp32 branches), and reports what cannot happen.
+                self.correlated = set(self.switches)
             self.work = 0
             self.wiped, self.stale, self.carried_wipes = set(), set(), set()
             try:
