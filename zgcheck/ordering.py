@@ -121,6 +121,7 @@ class Interpreter:
         # A mode switch is remembered even when one `if` tests it: the loop tests it again.
         seen: dict[str, int] = {}
         self._holds: dict[int, bool] = {}
+        self._back: dict[Token, Token] = {}
         self.switches: set[str] = set()
         for node in walk(region.body):
             if isinstance(node, If):
@@ -135,6 +136,7 @@ class Interpreter:
                 # Mode switches stay remembered: forgetting them joins paths that never
                 # meet in one run (AMP and fp32 branches), and reports what cannot happen.
                 self.correlated = set(self.switches)
+                self._back.clear()
             self.work = 0
             self.wiped, self.stale, self.carried_wipes = set(), set(), set()
             try:
@@ -295,7 +297,13 @@ class Interpreter:
         return tokens if len(tokens) <= MAX_TOKENS else {self.forget(t, everything=True) for t in tokens}
 
     def back_edge(self, token: Token) -> Token:
-        return replace(self.forget(token), fresh=False, carried=token.carried or token.fresh, skipped=False)
+        # Memoised: a loop's fixpoint sends the same tokens across its back edge again and
+        # again (a trainer's loop with many branches: tens of thousands of times).
+        found = self._back.get(token)
+        if found is None:
+            found = self._back[token] = replace(self.forget(token), fresh=False, carried=token.carried or token.fresh,
+                                                skipped=False)
+        return found
 
     @staticmethod
     def loop_exit(token: Token) -> Token:
