@@ -28,6 +28,7 @@ from zgcheck.recognize import ModuleFacts, callee_name, squash
 from zgcheck.scopes import Assignment, Scope, ScopeIndex, dotted, reaching, target_keys
 
 # Calls whose result carries no gradient back into what produced their receiver.
+_CRITERION = re.compile(r"^(?:cri(?:_\w+)?|criterion\w*|\w*_?loss(?:_fn)?|\w*_criterion|bce|mse|l1|ce)$", re.I)
 STOP_METHODS = frozenset({"detach", "detach_", "item", "numpy", "tolist", "size", "dim", "numel", "argmax", "argmin"})
 # Calls that hand back the module they are given, unwrapped (Accelerate, diffusers' helpers).
 UNWRAPS = frozenset({"unwrap_model", "_unwrap_model"})
@@ -74,9 +75,13 @@ class _Acc:
 class ReachFinder:
     """Answers "which modules / optimizers does this backward reach?" for one module."""
 
-    def __init__(self, parsed: ParsedModule, facts: ModuleFacts) -> None:
+    def __init__(self, parsed: ParsedModule, facts: ModuleFacts, criteria_hold_nothing: bool = False) -> None:
         self.parsed = parsed
         self.facts = facts
+        # ZG004 asks whether a loss can reach a network at all: there a criterion object
+        # (`self.cri_gan(pred, target)`, `criterion(...)`) is taken to hold no parameters of
+        # its own; only what is handed to it is followed.
+        self.criteria_hold_nothing = criteria_hold_nothing
         self._index: ScopeIndex | None = None
         self._owners: dict[str, frozenset[str] | None] | None = None
         self._cache: dict[int, Reach] = {}
@@ -311,7 +316,8 @@ class ReachFinder:
             for arg in node.args:
                 self.expr(arg.value, frame, order, path, acc, seen, bound)
             return
-        if isinstance(func, cst.Attribute):
+        criterion = self.criteria_hold_nothing and bool(_CRITERION.search(name))
+        if isinstance(func, cst.Attribute) and not criterion:
             self.expr(func.value, frame, order, path, acc, seen, bound)
         for arg in node.args:
             if dotted(arg.value) and self.module_of(self.text(arg.value, frame)) is not None:

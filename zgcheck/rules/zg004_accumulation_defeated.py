@@ -6,6 +6,7 @@ from typing import Iterator
 from zgcheck.diagnostics import Diagnostic
 from zgcheck.loops import SYNC_CONDITION
 from zgcheck.ordering import accumulation_condition, zero_effect
+from zgcheck.reach import ReachFinder, related
 from zgcheck.events import Ev
 from zgcheck.rules.base import Rule, RuleContext, cite, reported_by_helper, conditions_within, guarded_in, innermost_loop, inside, occurrence
 
@@ -23,7 +24,8 @@ What it does
   every call" of it. A zero on every iteration of a dry-run mode that never steps is
   not reported: nothing is lost before a step that never comes. Nor is a zero inside
   an inner loop (an adversarial attack) when the optimizer is zeroed again after that
-  loop, before its step.
+  loop, before its step, nor one whose skipped iterations run only backwards that surely
+  do not reach the optimizer's network (a GAN discriminator's loss on `fake.detach()`).
 
 Why it hurts training
   Only the last micro-batch before each step contributes: the effective batch is k
@@ -52,6 +54,7 @@ How the fix works
 
 
 def check(ctx: RuleContext) -> Iterator[Diagnostic]:
+    reach: ReachFinder | None = None
     for ordering in ctx.optimizer_orderings():
         region, key = ordering.region, ordering.key
         steps = [o for o in region.occurrences if o.event.kind == "step" and o.event.opt == key]
@@ -65,6 +68,10 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
             backward = region.events.get(bw_id) if bw_id else None
             if reported_by_helper(region, (zero.event, backward), loop):
                 continue
+            if backward is not None:
+                reach = reach or ReachFinder(ctx.parsed, ctx.facts, criteria_hold_nothing=True)
+                if _never_reaches(reach, backward, key):
+                    continue  # a GAN's discriminator loss on `fake.detach()`: nothing carried
             if step is None:
                 step = _step_after_inner_loop(zero, steps, loop)
                 if step is None or _zeroed_again_before(step, loop, zero, region, ctx):
@@ -85,6 +92,15 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 )
             fix = None if cond == SYNC_CONDITION or step.event.via else ctx.fixes.move_zero_after_step(zero.event, step.event, safe_when_same_block=False)
             yield ctx.diagnostic("ZG004", zero.event, message, key, (zero.event, backward, step.event), fix=fix)
+
+
+def _never_reaches(reach: ReachFinder, backward, key: str) -> bool:
+    """Does the backward surely write nothing into ``key``'s parameters: everything its loss
+    runs through is known, and none of it is a module ``key`` optimizes?"""
+    found = reach.of(backward)
+    owners = reach.owners(key)
+    return found.complete and bool(found.modules) and bool(owners) and not any(
+        related(m, o) for m in found.modules for o in owners)
 
 
 def _zeroed_again_before(step: Ev, loop: int, zero: Ev, region, ctx: RuleContext) -> bool:
