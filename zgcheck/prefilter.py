@@ -35,6 +35,7 @@ OTHER_FRAMEWORKS = re.compile(r"\b(?:mxnet|tensorflow|jax|flax|paddle|mindspore|
 # continuations allowed after the dot) or a name holding zero_grad / clear_grad.
 _GAP = r"[ \t\f\\\n]*"
 _HIT = re.compile(rf"\.{_GAP}(?:(?:manual_)?backward|(?:optimizer_)?step|grad)\b|zero_grad|clear_grad")
+_NAMES_EVENTS = re.compile(r"backward|step", re.I)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:[ \t]*\.[ \t]*[A-Za-z_][A-Za-z0-9_]*)*")
 # Calls whose result the analysis may record as a fact about the name it is assigned to
@@ -338,13 +339,16 @@ class EventScan:
                              + ("step",) * any(not reached[i] & {"step", "manual"} for i in partial))
         else:
             # No event here at all: a loop may still run one through a helper of another
-            # module that holds both (`backward_and_step(loss, optimizer)`).
+            # module that holds both and says so (`backward_and_step(loss, optimizer)`; the
+            # words are what let this file through the lexical scan). Only such names are
+            # looked up: a library module imports dozens of others.
             partial, need = [0], frozenset(("backward", "step"))
         lines = self.text.split("\n")
         mentioned: set[str] = set()
         for i in partial:
             if i == 0:
-                mentioned.update(_IDENTIFIER.findall(self.text))
+                found = set(_IDENTIFIER.findall(self.text))
+                mentioned.update(found if self.partial() else {n for n in found if _NAMES_EVENTS.search(n)})
                 break
             mentioned.update(_IDENTIFIER.findall("\n".join(lines[self.starts[i] - 1 : self.ends[i]])))
             mentioned.update(base.split(".")[0] for base in self.owners[i][1])
