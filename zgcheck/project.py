@@ -43,6 +43,7 @@ MAX_DEPTH = 2  # a helper's helper in a third module is followed; further is not
 MAX_REEXPORTS = 3  # `from .gemini import X` in __init__.py files, followed this many times
 # Import statements at any indentation, a parenthesised name list included; each starts a
 # line of its own when joined (they are parsed alone).
+_WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 _IMPORT_STATEMENT = re.compile(rb"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+import[ \t]*(?:\([^)]*\)|[^\n;#]*)|import[ \t]+[^\n;#]*)", re.M)
 
 
@@ -67,6 +68,7 @@ class Project:
     _found: dict[tuple[str, str, int], str | None] = field(default_factory=dict)
     _files: dict[str, list[str]] = field(default_factory=dict)
     _callers: dict[tuple[str, str], tuple[str, str] | None] = field(default_factory=dict)
+    _import_words: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     def root_of(self, directory: str) -> str:
         """The project root above ``directory`` (cached per folder)."""
@@ -141,7 +143,7 @@ class Project:
         stem = os.path.splitext(os.path.basename(path))[0]
         module = stem if stem != "__init__" else os.path.basename(os.path.dirname(path))
         module_word = re.compile(rb"\b" + re.escape(module.encode()) + rb"\b")
-        for other in self._project_files(self.root_of(os.path.dirname(path))):
+        for other in self._importers(self.root_of(os.path.dirname(path))).get(module, ()):
             if other == path:
                 continue
             data = read_bytes(other)
@@ -185,6 +187,23 @@ class Project:
                 if any(self.find(importer, alias.name, 0) == path for alias in node.names):
                     return True
         return False
+
+    def _importers(self, root: str) -> dict[str, list[str]]:
+        """Each word of the project's import statements -> the files whose imports name it
+        (each file read once per process; later lookups only read their candidates)."""
+        found = self._import_words.get(root)
+        if found is None:
+            from zgcheck.sources import read_bytes
+
+            found = self._import_words[root] = {}
+            for other in self._project_files(root):
+                data = read_bytes(other)
+                if not isinstance(data, bytes) or len(data) > MAX_MODULE_BYTES:
+                    continue
+                words = {w for m in _IMPORT_STATEMENT.finditer(data) for w in _WORD.findall(m.group(0))}
+                for w in words:
+                    found.setdefault(w.decode("ascii"), []).append(other)
+        return found
 
     def _project_files(self, root: str) -> list[str]:
         """Python files under the project root (as a directory walk finds them)."""
