@@ -64,6 +64,17 @@ def test_ipython_only_lines_are_no_syntax_errors_and_an_indented_cell_keeps_its_
     assert copy.read_bytes() == path.read_bytes()
 
 
+def test_a_line_starting_with_a_shell_word_that_is_python_stays_code(tmp_path):
+    """`env = dict(` goes on below; `time = 3` and `ls = [...]` are assignments: only a line
+    that is not Python as written (`ls /content/`) is taken for a shell command."""
+    source = "env = dict(\n    lr=0.1)\nls = [\n    1]\ntime = 3\nloss.backward()\nopt.step()  # expect: ZG001\n"
+    cells = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": [source]}]
+    path = tmp_path / "names.ipynb"
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    result = check_file(str(path), Settings())
+    assert result.problems == ()
+
+
 def test_summary_counts_a_notebook_with_broken_cells_once(tmp_path):
     cells = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": [src]}
              for src in ("x = (\n", "y = ]\n", "loss.backward()\nopt.step()\n")]

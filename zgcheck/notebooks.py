@@ -91,8 +91,9 @@ AUTOMAGICS = frozenset({
 
 
 def _automagic(stripped: str) -> bool:
-    word = re.match(r"([A-Za-z_]\w*)(\s|$)", stripped)
-    if word is None or word.group(1) not in AUTOMAGICS or not word.group(2):
+    """`ls /content/`, `pip install x`; never `env = dict(` (Python that goes on below)."""
+    word = re.match(r"([A-Za-z_]\w*)(\s+|$)([=(\[,:]?)", stripped)
+    if word is None or word.group(1) not in AUTOMAGICS or word.group(3) or _bracket_balance(stripped) > 0:
         return False
     try:
         compile(stripped, "<cell line>", "exec")
