@@ -26,6 +26,9 @@ What it does
   an inner loop (an adversarial attack) when the optimizer is zeroed again after that
   loop, before its step, nor one whose skipped iterations run only backwards that surely
   do not reach the optimizer's network (a GAN discriminator's loss on `fake.detach()`).
+  When the step's own backward runs under the step's condition (a generator trained
+  every k calls), a backward outside it is reported only if it is seen to reach the
+  optimizer's parameters.
 
 Why it hurts training
   Only the last micro-batch before each step contributes: the effective batch is k
@@ -82,6 +85,15 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                     f"{cite(backward)} accumulated in the earlier iterations"
                 )
             else:
+                # The step's own backward runs under its condition (a GAN generator trained
+                # every k calls): a backward outside it is another network's, unless it is
+                # seen to reach this optimizer's parameters (BasicSR's discriminator phase).
+                own = [b for b in backwards if ("if", cond) in b.path]
+                carried = occurrence(region, bw_id) if bw_id else None
+                if own and carried is not None and ("if", cond) not in carried.path:
+                    reach = reach or ReachFinder(ctx.parsed, ctx.facts, criteria_hold_nothing=True)
+                    if key not in reach.optimizers(carried.event, [key]):
+                        continue
                 every = f"on every call of {region.name}()" if region.loops[loop].virtual else "on every iteration"
                 written = region.shown.get(cond, cond)
                 when = every if not guarded_in(zero, loop) else f"when `{written}` but before the backward"
