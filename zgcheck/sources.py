@@ -103,32 +103,37 @@ _SPACE_BEFORE_NAME = " \t\f\\\r\n"
 _EVENT_ATTRIBUTES = frozenset({"backward", "manual_backward", "step", "optimizer_step"})
 
 
+def _space_before(text: str, at: int) -> int:
+    """Where the blanks (and line continuations) that end at ``at`` begin."""
+    while at and text[at - 1] in _SPACE_BEFORE_NAME:
+        at -= 1
+    return at
+
+
+def _name_start(text: str, at: int) -> int:
+    """Where the identifier that ends at ``at`` begins."""
+    while at and (text[at - 1].isalnum() or text[at - 1] == "_"):
+        at -= 1
+    return at
+
+
 def _module_grad(text: str, dot: int) -> bool:
     """`torch.autograd.grad(...)`, `torch.nn.grad.conv2d_input`: functions of a module
     named `grad`, not a tensor's gradient."""
-    end = dot
-    while end and text[end - 1] in _SPACE_BEFORE_NAME:
-        end -= 1
-    first = end
-    while first and (text[first - 1].isalnum() or text[first - 1] == "_"):
-        first -= 1
-    return text[first:end] in ("autograd", "nn")
+    end = _space_before(text, dot)
+    return text[_name_start(text, end):end] in ("autograd", "nn")
 
 
 def _event_shaped(text: str, start: int, end: int) -> bool:
     """Is the name around ``text[start:end]`` called (and not being defined), or exactly
     `backward` / `step` (`manual_backward`, `optimizer_step`) read as an attribute?"""
-    first = start
-    while first and (text[first - 1].isalnum() or text[first - 1] == "_"):
-        first -= 1
+    first = _name_start(text, start)
     last = _NAME_REST.match(text, end).end()
     if _CALL_AFTER.match(text, last):
         return _DEFINED.search(text, max(0, first - 40), first) is None
     if text[first:last] not in _EVENT_ATTRIBUTES:
         return False
-    before = first
-    while before and text[before - 1] in _SPACE_BEFORE_NAME:
-        before -= 1
+    before = _space_before(text, first)
     return before > 0 and text[before - 1] == "."
 
 
