@@ -20,8 +20,8 @@ from zgcheck.conditions import ITERATION, MODE_ORDER, assigned_names, classify, 
 from zgcheck.events import EMPTY, Ev, Event, If, Inline, Jump, Loop, Node, Region, Seq, Try, walk
 from zgcheck.parsing import ParsedModule
 from zgcheck.recognize import (
-    NOT_OPTIMIZER_TOKENS, ZERO_METHODS, ModuleFacts, callee_name, is_xla, named_like, named_like_optimizer, receiver,
-    says_it_resets, squash,
+    NOT_OPTIMIZER_TOKENS, ZERO_METHODS, ModuleFacts, callee_name, is_xla, listed_names, named_like, named_like_optimizer,
+    receiver, says_it_resets, squash,
 )
 
 if TYPE_CHECKING:
@@ -484,7 +484,7 @@ class Extractor:
         target, collection = _loop_variable(stmt.target, iter_text)
         if target is None:
             return None
-        if collection and named_like(collection, NOT_OPTIMIZER_TOKENS) and not named_like_optimizer(collection):
+        if collection and named_like(collection, NOT_OPTIMIZER_TOKENS):
             renamed = replace(ctx, subst=((target, f"{collection}[*]"),) + ctx.subst)
             return _unless_eventless(self.loop(stmt, renamed))
         if self.facts.is_optimizer(target) or (isinstance(stmt.target, cst.Tuple) and named_like_optimizer(collection)):
@@ -849,7 +849,7 @@ class Extractor:
                 break
             name = arg.keyword.value if arg.keyword else (params[index] if index < len(params) else None)
             value = self.text(arg.value, ctx)
-            listed = _listed_names(arg.value)
+            listed = listed_names(arg.value)
             if name and listed:
                 # `sgd([w, b], lr)`: a loop over the parameter goes over these tensors.
                 listed_members.append((name, tuple(self.text(e, ctx) for e in listed)))
@@ -923,15 +923,6 @@ def _only_continue(suite: cst.BaseSuite) -> bool:
     lines = suite.body if isinstance(suite, cst.IndentedBlock) else (suite,)
     return (len(lines) == 1 and isinstance(lines[0], (cst.SimpleStatementLine, cst.SimpleStatementSuite))
             and len(lines[0].body) == 1 and isinstance(lines[0].body[0], cst.Continue))
-
-
-def _listed_names(node: cst.BaseExpression) -> list[cst.BaseExpression] | None:
-    """The names of a literal list or tuple of names (`[w, b]`), else None."""
-    if not isinstance(node, (cst.List, cst.Tuple)) or not node.elements:
-        return None
-    if all(isinstance(e, cst.Element) and isinstance(e.value, (cst.Name, cst.Attribute)) for e in node.elements):
-        return [e.value for e in node.elements]
-    return None
 
 
 def _without_grad(func: cst.FunctionDef) -> bool:

@@ -95,6 +95,15 @@ def in_optimizer_container(key: str) -> bool:
     return len(names) >= 2 and any(t in CONTAINER_TOKENS for t in name_tokens(names[-2]))
 
 
+def listed_names(node: cst.BaseExpression) -> list[cst.BaseExpression] | None:
+    """The names of a literal list or tuple of names (`[w, b]`, `(opt_g, opt_d)`), else None."""
+    if not isinstance(node, (cst.List, cst.Tuple)) or not node.elements:
+        return None
+    if all(isinstance(e, cst.Element) and isinstance(e.value, (cst.Name, cst.Attribute)) for e in node.elements):
+        return [e.value for e in node.elements]
+    return None
+
+
 def says_it_resets(name: str) -> bool:
     """A callee whose name says it clears gradients (`clear_grads`, `reset_grad`, `zero_all_grads`)."""
     return bool(RESETS_GRAD.search(name))
@@ -391,10 +400,8 @@ class _FactCollector(cst.CSTVisitor):
     def _members(self, name: str, value: cst.BaseExpression) -> tuple[str, ...]:
         """The members of a literal container: `[a, b]`, `(a, b)`, `{"g": a}`, `dict(g=a)`,
         `SimpleNamespace(g=a)`, as the keys by which the code reaches them."""
-        if isinstance(value, (cst.List, cst.Tuple)) and value.elements:
-            if all(isinstance(e, cst.Element) and isinstance(e.value, (cst.Name, cst.Attribute)) for e in value.elements):
-                return tuple(self.text(e.value) for e in value.elements)
-            return ()
+        if isinstance(value, (cst.List, cst.Tuple)):
+            return tuple(self.text(n) for n in listed_names(value) or ())
         if isinstance(value, cst.Dict) and value.elements:
             keys = [e.key for e in value.elements if isinstance(e, cst.DictElement)]
             if len(keys) == len(value.elements) and all(isinstance(k, cst.SimpleString) for k in keys):
