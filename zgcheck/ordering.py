@@ -135,8 +135,7 @@ class Interpreter:
             if not remember_conditions:
                 # Mode switches stay remembered: forgetting them joins paths that never
                 # meet in one run (AMP and fp32 branches), and reports what cannot happen.
-                self.correlated = set(self.switches)
-                self._back.clear()
+                self.correlated = set(self.switches)  # (back edges depend on the switches only)
             self.work = 0
             self.wiped, self.stale, self.carried_wipes = set(), set(), set()
             try:

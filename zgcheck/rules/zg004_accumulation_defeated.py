@@ -121,7 +121,7 @@ def _zeroed_again_before(step: Ev, loop: int, zero: Ev, region, ctx: RuleContext
     Then nothing the inner loop accumulated was meant for the step."""
     key = zero.event.opt or ""
     for occ in region.occurrences:
-        if occ.event.kind != "zero" or occ is zero or any(k == "loop" and v == loop for k, v in occ.path):
+        if occ.event.kind != "zero" or occ is zero or inside(occ, loop):
             continue
         if zero.event.line < occ.event.line < step.event.line and zero_effect(occ.event, key, ctx.facts) == "full":
             return True
