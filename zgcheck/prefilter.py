@@ -331,6 +331,7 @@ class EventScan:
         if not self.imports:
             return {}
         partial = self.partial()
+        eventless = not partial
         if partial:
             reached = self.reached()
             # What the other modules would have to offer: a backward where one is missing,
@@ -348,7 +349,7 @@ class EventScan:
         for i in partial:
             if i == 0:
                 found = set(_IDENTIFIER.findall(self.text))
-                mentioned.update(found if self.partial() else {n for n in found if _NAMES_EVENTS.search(n)})
+                mentioned.update({n for n in found if _NAMES_EVENTS.search(n)} if eventless else found)
                 break
             mentioned.update(_IDENTIFIER.findall("\n".join(lines[self.starts[i] - 1 : self.ends[i]])))
             mentioned.update(base.split(".")[0] for base in self.owners[i][1])

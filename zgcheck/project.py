@@ -136,7 +136,7 @@ class Project:
 
     def _analysed_caller(self, path: str, name: str) -> tuple[str, str] | None:
         from zgcheck.parsing import precheck
-        from zgcheck.sources import code_might_hold_training_code, decode, might_hold_training_code, read_bytes
+        from zgcheck.sources import decode, might_hold_training_code, read_bytes
 
         word = re.compile(rb"\b" + re.escape(name.encode()) + rb"\b")
         # An import of it names its module (`from .optim import f`, `from . import optim`).
@@ -150,15 +150,15 @@ class Project:
             if not isinstance(data, bytes) or len(data) > MAX_MODULE_BYTES or not word.search(data):
                 continue
             imports = b"\n".join(m.group(0).strip() for m in _IMPORT_STATEMENT.finditer(data) if module_word.search(m.group(0)))
-            if not imports:
+            if not imports or not self._imports(other, imports.decode("utf-8", "replace"), name, path):
+                continue
+            # The caller's own gates, as a check of it runs them: the byte prefilter, then
+            # precheck (the lexical scan and the parse, its helpers counted).
+            if not might_hold_training_code(data):
                 continue
             source = decode(other, data)
-            if not hasattr(source, "text") or not self._imports(other, imports.decode("utf-8", "replace"), name, path):
-                continue
-            # The caller's own gates, as a check of it would run them (its helpers counted).
-            if might_hold_training_code(data) or code_might_hold_training_code(source.text):
-                if precheck(other, source.text).has_events:
-                    return other, content_hash(data)
+            if hasattr(source, "text") and precheck(other, source.text).has_events:
+                return other, content_hash(data)
         return None
 
     def _imports(self, importer: str, text: str, name: str, path: str) -> bool:
