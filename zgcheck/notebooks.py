@@ -106,32 +106,30 @@ def _automagic(stripped: str) -> bool:
 
 def _code_part(line: str) -> str:
     """A line without its comment (a `#` outside simple string literals), stripped."""
-    quote = ""
+    return line[: _scan(line)[0]].rstrip()
+
+
+def _bracket_balance(line: str) -> int:
+    """Open minus closed brackets on a line, outside simple string literals and comments."""
+    return _scan(line)[1]
+
+
+def _scan(line: str) -> tuple[int, int]:
+    """Where a line's comment starts (its length if none), and the open minus closed
+    brackets before it, outside simple string literals."""
+    balance, quote = 0, ""
     for index, char in enumerate(line):
         if quote:
             quote = "" if char == quote else quote
         elif char in "'\"":
             quote = char
         elif char == "#":
-            return line[:index].rstrip()
-    return line.rstrip()
-
-
-def _bracket_balance(line: str) -> int:
-    """Open minus closed brackets on a line, outside simple string literals and comments."""
-    balance, quote = 0, ""
-    for char in line:
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char == "#":
-            break
+            return index, balance
         elif char in "([{":
             balance += 1
         elif char in ")]}":
             balance -= 1
-    return balance
+    return len(line), balance
 
 
 def read_notebook(path: str, data: bytes) -> Notebook | FileProblem:
