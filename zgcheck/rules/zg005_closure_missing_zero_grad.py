@@ -11,7 +11,9 @@ from zgcheck.rules.base import Rule, RuleContext, cite, reported_by_helper, show
 EXPLANATION = """\
 What it does
   Finds a closure passed to `optimizer.step(closure)` that calls backward() without
-  zeroing the gradients first.
+  zeroing the gradients first. A reset of another optimizer that may hold the same
+  parameters counts (a meta-learner whose closure re-runs its inner adaptation), unless
+  both optimizers are known to own different networks.
 
 Why it hurts training
   Optimizers such as LBFGS call the closure several times within one step (line

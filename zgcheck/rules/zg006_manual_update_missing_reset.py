@@ -34,7 +34,8 @@ Good
           b.grad = None
 
 How the fix works
-  `p.grad = None` (or `p.grad.zero_()` when the file already resets that way) is added
+  `p.grad = None` (or `p.grad.zero_()` when the file already resets in place, also as
+  `p.grad.data.zero_()`, where `None` would break that later call) is added
   right after the update, in the same block. Safe when the update is a plain statement.
 """
 
