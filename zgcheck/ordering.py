@@ -47,6 +47,9 @@ class Token:
     env: frozenset = frozenset()
     skipped: bool = False  # this iteration took the branch of an accumulation `if` without the step
     lost: tuple[int, int | None] | None = None  # a zero wiped carried micro-batches; a later step confirms ZG004
+    # The zero in ``wiped`` cleared only gradients carried from an iteration whose step was
+    # skipped (none of its own iteration).
+    wiped_carried: bool = False
 
 
 @dataclass
@@ -117,6 +120,7 @@ class Interpreter:
         self.carried_wipes: set = set()
         self.work = 0
         self._steps: dict[int, bool] = {}
+        self._backwards: dict[int, bool] = {}
         # Only conditions tested by two or more `if`s need remembering along a path.
         # A mode switch is remembered even when one `if` tests it: the loop tests it again.
         seen: dict[str, int] = {}
@@ -206,6 +210,8 @@ class Interpreter:
                 then_in.add(token)
             else:
                 else_in.add(token)
+        if node.mode != SWITCH:
+            then_in, else_in = self.skip_backward(node.then, node.orelse, then_in), self.skip_backward(node.orelse, node.then, else_in)
         if node.accumulation:
             then_steps, else_steps = self.steps_in(node.then), self.steps_in(node.orelse)
             if else_steps and not then_steps:
@@ -215,6 +221,23 @@ class Interpreter:
         result = self.run(node.then, then_in)
         result.merge(self.run(node.orelse, else_in))
         return self.limit(result)
+
+    def skip_backward(self, taken: Node, other: Node, tokens: set) -> set:
+        """Tokens entering ``taken``, a branch without the backward its sibling runs. A wipe
+        of gradients carried from an iteration whose step was skipped is forgotten there:
+        the step would see it only on a path of two skips in a row (a backward whose step
+        is skipped, then a step whose backward is skipped), which is how code skips the
+        backward a helper already ran and the step of a warm-up, with the zero written
+        before both. A zero between a backward and a step of one iteration stays."""
+        if not any(t.wiped_carried for t in tokens) or self.backward_in(taken) or not self.backward_in(other):
+            return tokens
+        return {replace(t, wiped=None, wiped_carried=False) if t.wiped_carried else t for t in tokens}
+
+    def backward_in(self, node: Node) -> bool:
+        cached = self._backwards.get(id(node))
+        if cached is None:
+            cached = self._backwards[id(node)] = any(isinstance(n, Ev) and n.event.kind == "backward" for n in walk(node))
+        return cached
 
     def steps_in(self, node: Node) -> bool:
         """Does this branch step our optimizer? (cached: branches are walked once)"""
@@ -313,7 +336,7 @@ class Interpreter:
     def transfer(self, event: Event, token: Token) -> Token:
         kind = event.kind
         if kind == "backward":
-            return replace(token, fresh=True, wiped=None, bw=event.id)
+            return replace(token, fresh=True, wiped=None, wiped_carried=False, bw=event.id)
         if kind == "zero":
             return self.zero(event, token)
         if kind == "step" and event.opt == self.key:
@@ -327,17 +350,18 @@ class Interpreter:
         if effect is None:
             return token
         wiped = token.wiped if effect == "full" else None  # a second zero keeps the first one's loss
+        wiped_carried = token.wiped_carried and wiped is not None
         if effect == "full":
             if token.fresh or token.carried:
                 # Carried gradients wiped with no backward before the next step are lost
                 # too (`zero; step; backward` rotated): the step will see nothing.
-                wiped = (event.id, token.bw)
+                wiped, wiped_carried = (event.id, token.bw), token.carried and not token.fresh
             if token.carried or (token.fresh and token.skipped):
                 # Only a step of the same run makes the loss real: in a dry-run mode that
                 # never steps, discarding the gradients is the point.
                 return replace(token, fresh=False, carried=False, stale_by=None, wiped=wiped,
-                               lost=token.lost or (event.id, token.bw))
-        return replace(token, fresh=False, carried=False, stale_by=None, wiped=wiped)
+                               wiped_carried=wiped_carried, lost=token.lost or (event.id, token.bw))
+        return replace(token, fresh=False, carried=False, stale_by=None, wiped=wiped, wiped_carried=wiped_carried)
 
     def step(self, event: Event, token: Token) -> Token:
         if token.lost is not None:
@@ -348,8 +372,8 @@ class Interpreter:
         if token.stale_by is not None:
             self.stale.add((event.id, token.stale_by, token.bw))
         if token.fresh or token.carried:
-            return replace(token, fresh=False, carried=False, stale_by=event.id, wiped=None)
-        return replace(token, wiped=None)
+            return replace(token, fresh=False, carried=False, stale_by=event.id, wiped=None, wiped_carried=False)
+        return replace(token, wiped=None, wiped_carried=False)
 
 
 def optimizer_keys(region: Region) -> list[str]:

@@ -28,8 +28,11 @@ Good
 
   Not reported: clearing only some parameters between backward and step (freezing a
   layer, masking embedding rows, a parameter loop that picks some by name or shape),
-  and a reset between two backward passes when
-  another backward still follows before the step.
+  a reset between two backward passes when
+  another backward still follows before the step, and a zero written before an
+  optional backward and an optional step (a backward a helper already ran, a warm-up
+  without updates): it clears what the step would use only when a backward whose step
+  was skipped is followed by a step whose backward was skipped.
 
 How the fix works
   The zero is moved to right after the step it was starving, in the same block (or to
