@@ -187,3 +187,32 @@ def test_editing_a_helper_rechecks_its_callers(tmp_path, counted):
     third = check([caller], tmp_path / "c")
     assert [d.code for d in third[0].diagnostics] == ["ZG001"]
     assert counted == [str(caller), str(caller)]
+
+
+STEP_HELPER = (
+    "def backward_and_step(loss, optimizer):\n"
+    "    loss.backward()\n"
+    "    optimizer.step()\n"
+)
+ZEROING_CALLER = (
+    "import torch\nfrom optim_utils import backward_and_step\n\n"
+    "model = torch.nn.Linear(2, 1)\noptimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+    "for x in torch.randn(8, 4, 2):\n    optimizer.zero_grad()\n"
+    "    backward_and_step(model(x).sum(), optimizer)\n"
+)
+
+
+def test_a_new_caller_of_a_step_helper_rechecks_the_helper(tmp_path, counted):
+    # The helper is reported while nobody calls it; a caller written later that zeroes
+    # makes it silent, with the cache as without it (the helper's bytes did not change).
+    (tmp_path / "pyproject.toml").write_text("")
+    helper = tmp_path / "optim_utils.py"
+    helper.write_text(STEP_HELPER)
+    first = check([helper], tmp_path / "c")
+    assert [d.code for d in first[0].diagnostics] == ["ZG001"]
+    assert check([helper], tmp_path / "c") == first
+    assert counted == [str(helper)]  # a hit while the project is unchanged
+    (tmp_path / "train.py").write_text(ZEROING_CALLER)
+    uncached = list(runner.run([str(helper)], Settings(), jobs=1, cache_dir=None))
+    assert uncached[0].diagnostics == ()
+    assert check([helper], tmp_path / "c")[0].diagnostics == ()

@@ -95,6 +95,7 @@ class Cache:
     def _current(self, deps: list) -> bool:
         """Do the helper files an entry relied on still have the same bytes? Each file is
         read and hashed once per run, however many entries rely on it."""
+        from zgcheck.project import LISTING, project
         from zgcheck.sources import read_bytes
 
         for dep in deps:
@@ -102,7 +103,9 @@ class Cache:
                 return False
             path, digest = dep
             now = self._digests.get(path)
-            if now is None:
+            if now is None and path.startswith(LISTING):
+                now = self._digests[path] = project().listing_digest(path[len(LISTING):])
+            elif now is None:
                 data = read_bytes(path)
                 now = self._digests[path] = content_hash(data) if isinstance(data, bytes) else ""
             if now != digest:

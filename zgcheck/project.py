@@ -69,6 +69,7 @@ class Project:
     _files: dict[str, list[str]] = field(default_factory=dict)
     _callers: dict[tuple[str, str], tuple[str, str] | None] = field(default_factory=dict)
     _import_words: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    _listings: dict[str, str] = field(default_factory=dict)
 
     def root_of(self, directory: str) -> str:
         """The project root above ``directory`` (cached per folder)."""
@@ -218,6 +219,23 @@ class Project:
                                  and not is_venv(os.path.join(folder, d)))
                 found.extend(os.path.join(folder, n) for n in sorted(names) if n.endswith(".py"))
             self._files[root] = found
+        return found
+
+    def listing_digest(self, root: str) -> str:
+        """A hash of the project's Python files with their sizes and modification times:
+        it changes when a file is added, removed or edited. Once per process."""
+        found = self._listings.get(root)
+        if found is None:
+            import hashlib
+
+            digest = hashlib.blake2b(digest_size=12)
+            for path in self._project_files(root):
+                try:
+                    info = os.stat(path)
+                except OSError:
+                    continue
+                digest.update(f"{path}\0{info.st_size}\0{info.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+            found = self._listings[root] = digest.hexdigest()
         return found
 
     def index(self, path: str) -> ModuleIndex | None:
@@ -468,10 +486,14 @@ class Resolver:
 
     def runs_elsewhere(self, name: str) -> bool:
         """Is this module's function ``name`` called by another module that is analysed
-        (its loop is checked with the function inlined)? The caller is recorded."""
+        (its loop is checked with the function inlined)? The caller is recorded; when there
+        is none, the project's listing is (a caller written later must count)."""
         found = self.project.analysed_caller(self.path, name)
         if found is not None:
             self.used[found[0]] = found[1]
+        else:
+            root = self.project.root_of(os.path.dirname(os.path.abspath(self.path)))
+            self.used[LISTING + root] = self.project.listing_digest(root)
         return found is not None
 
     def nested(self, loaded: LoadedModule) -> "Resolver":
@@ -506,6 +528,9 @@ def merged_facts(caller: "ModuleFacts", loaded: LoadedModule) -> "ModuleFacts":
 
 
 _PROJECT: Project | None = None
+# A dependency on the whole project's listing (a result that found no caller of a helper),
+# recorded next to the files a result read: this prefix, then the project root.
+LISTING = "\0listing:"
 
 
 def project() -> Project:
@@ -514,3 +539,9 @@ def project() -> Project:
     if _PROJECT is None:
         _PROJECT = Project()
     return _PROJECT
+
+
+def reset_project() -> None:
+    """Forget what this process learnt of its projects (a new run looks at them afresh)."""
+    global _PROJECT
+    _PROJECT = None

@@ -426,6 +426,9 @@ def run(paths: Iterable[str], settings: "Settings | Resolver", fix: FixMode | No
     zgcheck build are answered from the cache. Fixing writes files: it runs serially,
     without the cache."""
     paths = list(paths)
+    from zgcheck.project import reset_project
+
+    reset_project()  # a file written since an earlier run in this process must count
     if fix is not None:
         return (fix_file(path, settings_for(settings, path), fix) for path in paths)
     caches: dict[Settings, Cache] = {}
