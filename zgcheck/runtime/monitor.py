@@ -109,7 +109,6 @@ class Monitor:
         if param is None or param.ref() is not tensor:
             param = self.params[id(tensor)] = Param(tensor)
         if not param.handles and tensor.requires_grad and tensor.is_leaf:
-            ledger = self.ledger
             param.handles = [
                 tensor.register_hook(lambda incoming, param=param: self._before(param, incoming)),
                 tensor.register_post_accumulate_grad_hook(lambda t, param=param: self._after(param, t)),
