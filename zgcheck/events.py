@@ -33,6 +33,9 @@ class Event:
     via: str = ""  # the other module's helper this event happens in (located at the call)
     closure: "Seq | None" = None  # events of the closure passed to step()
     closure_name: str = ""
+    # The optimizer calls a step closure at most once per step, or resets between its calls
+    # (Adam, a sharpness-aware step): a closure without a reset piles nothing up.
+    closure_once: bool = False
     target: str = ""  # the optimizer expression as written at this place (for fixes)
     closure_node: object = field(default=None, repr=False)  # the closure's FunctionDef
     subst: tuple[tuple[str, str], ...] = ()  # a helper's parameters renamed to the caller's arguments

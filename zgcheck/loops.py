@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from zgcheck import freezing
-from zgcheck.cstwalk import walk as walk_cst
+from zgcheck.cstwalk import plain_code, walk as walk_cst
 from zgcheck.conditions import ITERATION, MODE_ORDER, assigned_names, classify, is_accumulation_condition
 from zgcheck.events import EMPTY, Ev, Event, If, Inline, Jump, Loop, Node, Region, Seq, Try, walk
 from zgcheck.parsing import ParsedModule
 from zgcheck.recognize import (
-    NOT_OPTIMIZER_TOKENS, ZERO_METHODS, ModuleFacts, callee_name, is_xla, listed_names, named_like, named_like_optimizer,
-    receiver, says_it_resets, squash,
+    NOT_OPTIMIZER_TOKENS, OPTIMIZER_CLASSES, ZERO_METHODS, ModuleFacts, callee_name, is_xla, last_name, listed_names,
+    named_like, named_like_optimizer, receiver, says_it_resets, squash,
 )
 
 if TYPE_CHECKING:
@@ -72,6 +72,9 @@ class Context:
     # Collections an earlier loop of this block went over or appended to while it ran a
     # backward or a step: that loop is assumed to have run, so they are not empty.
     filled: frozenset[str] = frozenset()
+    # The parameters of the function whose body this is: a call of one (`closure()` in a
+    # custom optimizer's `step(self, closure)`) is not the module's function of that name.
+    params: frozenset[str] = frozenset()
 
     @property
     def in_loop(self) -> bool:
@@ -287,7 +290,9 @@ class Extractor:
                 return found
         return None
 
-    def if_node(self, stmt: cst.If, ctx: Context, rest: list | None = None) -> Node:
+    def if_node(self, stmt: cst.If, ctx: Context, rest: list | None = None, closed: bool | None = None) -> Node:
+        if closed is None:
+            closed = _closed_choice(stmt)
         if stmt.orelse is None and self.guards_emptiness(stmt):
             # `if params[0].grad is not None: for p in params: p.grad.zero_()`: the test only
             # skips the reset when there is nothing to reset yet (the first iteration).
@@ -351,8 +356,12 @@ class Extractor:
         orelse = EMPTY
         if rest is not None:  # `if cond: continue`, then the rest of the loop's body
             orelse = self.block(rest, else_ctx)
+        elif isinstance(stmt.orelse, cst.If) and closed and stmt.orelse.orelse is None:
+            # `if kind == "a": ... elif kind == "b": ...` over the values an option allows:
+            # the last test is the only choice left, not a path that takes no branch.
+            orelse = self.suite(stmt.orelse.body, else_ctx)
         elif isinstance(stmt.orelse, cst.If):
-            nested = self.if_node(stmt.orelse, else_ctx)
+            nested = self.if_node(stmt.orelse, else_ctx, closed=closed)
             if isinstance(nested, Seq):
                 orelse = nested
             else:
@@ -551,7 +560,14 @@ class Extractor:
         if frozen is not None:
             return [self.freeze_event(frozen, call, ctx)]
         if recv is None:
-            helper = ctx.local_def(name) or facts.functions.get(name)
+            if name in ctx.params and not ctx.local_def(name):
+                # A parameter: the function the caller passed, when the call is inlined.
+                passed = dict(ctx.subst).get(name, "")
+                helper = (ctx.local_def(passed) or facts.functions.get(passed)) if passed.isidentifier() else None
+                if helper is None:
+                    return self.reset_by_name(call, name, ctx)
+            else:
+                helper = ctx.local_def(name) or facts.functions.get(name)
             if helper:
                 return self.inline(helper, call, ctx, skip_self=False)
             foreign = self.project_call(name, None, call, ctx)
@@ -657,6 +673,29 @@ class Extractor:
                           resolver=self.resolver.nested(loaded), counter=self.counter)
         return other.expand(func, inner)
 
+    def closure_once(self, key: str) -> bool:
+        """Does the optimizer ``key`` call a step closure at most once per step, or reset
+        the gradients between its calls? Known by its class: torch's optimizers other than
+        LBFGS call it once; a class of this module or the project is read (its `step`);
+        another library's class is taken to re-evaluate only when its name says it
+        searches (LBFGS, BFGS, line search, Newton). Unknown class: no."""
+        cls_ref = self.facts.instances.get(key) or self.facts.instances.get(self.facts.canon(key))
+        if not cls_ref:
+            return False
+        name = last_name(cls_ref)
+        if name in OPTIMIZER_CLASSES:
+            return name != "LBFGS"
+        found: "tuple[ParsedModule, cst.FunctionDef] | None" = None
+        if self.resolver is not None:
+            method = self.resolver.method(cls_ref, "step")
+            if method is not None:
+                found = (method[0].parsed if method[0] is not None else self.parsed, method[2])
+        elif (cls_ref, "step") in self.facts.methods:
+            found = (self.parsed, self.facts.methods[(cls_ref, "step")])
+        if found is None:
+            return not _SEARCHES.search(name)
+        return _calls_closure_once(found[1], found[0].code(found[1]))
+
     def step_zeroes(self, key: str) -> bool:
         """Is ``key`` an instance of a class (of this module or the project) whose `step`
         method calls `zero_grad`?"""
@@ -694,6 +733,11 @@ class Extractor:
             return []
         opt = facts.canon(key)
         closure_arg = next((a.value for a in call.args if a.keyword is None or a.keyword.value == "closure"), None)
+        if closure_arg is None:
+            # `step(options={"closure": closure, ...})` (full-batch L-BFGS packages): the
+            # step uses the gradients already there, then evaluates the closure in its line
+            # search. Where it zeroes is not the order a plain closure has: it may zero.
+            closure_arg = next((a.value for a in call.args if a.keyword is not None and a.keyword.value in ("options", "opts")), None)
         closure, closure_name, closure_node = None, "", None
         if isinstance(closure_arg, cst.Name):
             target = ctx.local_def(closure_arg.value) or facts.functions.get(closure_arg.value)
@@ -718,9 +762,11 @@ class Extractor:
             items.append(self.synced(ctx, opt, lambda c: self.event("zero", call, c, opt=opt, weak=True)))
         raw = squash(self.parsed.code(receiver(call)))
 
+        once = closure is not None and self.closure_once(key)
+
         def step(c: Context) -> Ev:
             return self.event("step", call, c, opt=opt, closure=closure, closure_name=closure_name,
-                              closure_node=closure_node, target=raw)
+                              closure_node=closure_node, target=raw, closure_once=once)
 
         return items + [self.synced(ctx, opt, step)]
 
@@ -876,7 +922,7 @@ class Extractor:
             call_variant |= local
         return Context(path=ctx.path, cls=cls, stack=ctx.stack + (id(helper),), subst=tuple(subst),
                        accumulate=ctx.accumulate, loop_variant=loop_variant, call_variant=call_variant,
-                       collections=collections, site=ctx.site, via=ctx.via)
+                       collections=collections, site=ctx.site, via=ctx.via, params=param_names(helper))
 
     def expand(self, helper: cst.FunctionDef, inner: Context) -> list[Node]:
         if not self.relevant(helper) or self.generator(helper) or not isinstance(helper.body, cst.IndentedBlock):
@@ -903,6 +949,78 @@ def _emptiness(cond: str, filled: frozenset[str]) -> bool | None:
     if match is None or match.group(1) not in filled:
         return None
     return match.group(2) in (">0", ">=1", "!=0")
+
+
+# An optimizer class of another library whose name says it evaluates the closure several
+# times per step (a line search, a quasi-Newton method).
+_SEARCHES = re.compile(r"BFGS|LineSearch|Newton|Wolfe|Armijo|Backtrack|ConjugateGradient|^CG$", re.I)
+
+
+def _calls_closure_once(step: cst.FunctionDef, code: str) -> bool:
+    """A custom optimizer's `step(self, closure)`: does it reset the gradients itself, or
+    call its closure once, outside any loop?"""
+    if "zero_grad(" in code:
+        return True
+    params = [p.name.value for p in step.params.params][1:]
+    if not params:
+        return True  # no closure parameter: the closure is never called
+    name = "closure" if "closure" in params else params[0]
+    calls = list(re.finditer(r"(?<![\w.])" + re.escape(name) + r"\s*\(", code))
+    if len(calls) > 1:
+        return False
+    if not calls:
+        return True
+    # Called once in the text: inside a loop of the method, it runs several times.
+    before = code[: calls[0].start()]
+    line = before.rsplit("\n", 1)[-1]
+    indent = len(line) - len(line.lstrip())
+    for previous in reversed(before.split("\n")[:-1]):
+        stripped = previous.lstrip()
+        depth = len(previous) - len(stripped)
+        if stripped and depth < indent:
+            if re.match(r"(?:async\s+)?(?:for|while)\b", stripped):
+                return False
+            if re.match(r"(?:async\s+)?def\b", stripped):
+                return True
+            indent = depth
+    return True
+
+
+def param_names(func: cst.FunctionDef) -> frozenset[str]:
+    """Every name a function's parameters bind (`*args` and `**kwargs` included)."""
+    params = func.params
+    found = [p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)]
+    for star in (params.star_arg, params.star_kwarg):
+        if isinstance(star, cst.Param):
+            found.append(star.name.value)
+    return frozenset(found)
+
+
+def _closed_choice(stmt: cst.If) -> bool:
+    """An `if`/`elif` chain without `else` whose tests (two or more) compare one expression
+    with constants (`kind == "hinge"`, `kind in ("a", "b")`): a choice among the values an
+    option allows, of which one is always taken."""
+    subject, tests = None, 0
+    node: object = stmt
+    while isinstance(node, cst.If):
+        test = node.test
+        if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
+            return False
+        target = test.comparisons[0]
+        constant = (cst.SimpleString, cst.ConcatenatedString, cst.Integer, cst.Float)
+        if isinstance(target.operator, cst.Equal):
+            if not isinstance(target.comparator, constant):
+                return False
+        elif isinstance(target.operator, cst.In) and isinstance(target.comparator, (cst.Tuple, cst.List, cst.Set)):
+            if not all(isinstance(e.value, constant) for e in target.comparator.elements):
+                return False
+        else:
+            return False
+        left = plain_code(test.left)
+        if left is None or (subject is not None and left != subject):
+            return False
+        subject, tests, node = left, tests + 1, node.orelse
+    return node is None and tests >= 2
 
 
 def _loop_variable(target: cst.BaseExpression, iter_text: str) -> tuple[str | None, str]:
@@ -1038,7 +1156,8 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts, resolver: "Resolve
             params = frozenset(
                 p.name.value for p in func.params.params if p.name.value not in ("self", "cls") and p.default is None
             )
-            ctx = Context(cls=cls, stack=(id(func),), call_variant=params | extractor.assigned(func))
+            ctx = Context(cls=cls, stack=(id(func),), call_variant=params | extractor.assigned(func),
+                          params=param_names(func))
             bodies.append((func, extractor.block(func.body.body, ctx)))
     closures = {id(e.closure_node) for e in extractor.events.values() if e.closure_node is not None}
     for func, body in bodies:

@@ -15,6 +15,12 @@ What it does
   parameters counts (a meta-learner whose closure re-runs its inner adaptation), unless
   both optimizers are known to own different networks.
 
+  Only for optimizers that may call the closure several times per step: LBFGS, a
+  class of the project whose step() calls it more than once (or in a loop) without
+  resetting in between, another library's line search or quasi-Newton class (by its
+  name), and optimizers whose class cannot be seen. torch's other optimizers call the
+  closure once per step; a missing reset there is ZG001's.
+
 Why it hurts training
   Optimizers such as LBFGS call the closure several times within one step (line
   search). Each call adds its gradient to the previous ones, so the optimizer sees a
@@ -44,7 +50,7 @@ How the fix works
 
 def closure_missing_zero(ctx: RuleContext, step: Event) -> Event | None:
     """The first backward of ``step``'s closure that no zero precedes, if any."""
-    if step.closure is None:
+    if step.closure is None or step.closure_once:
         return None
     for node in walk(step.closure):
         if not isinstance(node, Ev):
