@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from zgcheck.events import Ev, Event, Loop, Region, walk
 from zgcheck.freezing import ALL, FREEZE_KINDS
-from zgcheck.ordering import MANUAL_PREFIX, Flow, Interpreter, Token, optimizer_keys, zero_effect
+from zgcheck.ordering import MANUAL_PREFIX, Flow, Interpreter, Token, evolve, optimizer_keys, zero_effect
 from zgcheck.reach import ReachFinder, related
 from zgcheck.recognize import ModuleFacts
 
@@ -89,7 +89,7 @@ class LeakInterpreter(Interpreter):
             effect = zero_effect(event, self.key, self.facts) or ("maybe" if self.overlaps(event) else None)
             if effect is None:
                 return token
-            return replace(token, contribs=frozenset(), last_zero=event.id if effect == "full" else token.last_zero)
+            return evolve(token, contribs=frozenset(), last_zero=event.id if effect == "full" else token.last_zero)
         if kind == "step" and event.opt is not None:
             return self.step_of(event, token)
         return token
@@ -99,7 +99,7 @@ class LeakInterpreter(Interpreter):
         contribs = {replace(c, state="foreign", closed_by=event.id) if c.state == "claimed" else c for c in token.contribs}
         if self.key in reached:
             contribs.add(Contribution(event.id, "pending", None, reached))
-        return replace(token, contribs=frozenset(contribs), was_frozen=token.frozen)
+        return evolve(token, contribs=frozenset(contribs), was_frozen=token.frozen)
 
     def step_of(self, event: Event, token: LeakToken) -> LeakToken:
         if event.opt == self.key or self.facts.is_uncertain(event.opt):
@@ -107,12 +107,12 @@ class LeakInterpreter(Interpreter):
                 for c in token.contribs:
                     if c.state == "foreign" and c.claimed_by is not None and c.closed_by is not None:
                         self.leaks.add(Leak(event.id, c.backward, c.claimed_by, token.last_zero, c.closed_by))
-            return replace(token, contribs=frozenset())
+            return evolve(token, contribs=frozenset())
         contribs = {
             replace(c, state="claimed", claimed_by=event.id) if c.state == "pending" and event.opt in c.reaches else c
             for c in token.contribs
         }
-        return replace(token, contribs=frozenset(contribs))
+        return evolve(token, contribs=frozenset(contribs))
 
     def freeze(self, event: Event, token: LeakToken) -> LeakToken:
         frozen = set(token.frozen)
@@ -130,7 +130,7 @@ class LeakInterpreter(Interpreter):
                 if ALL in gone:
                     frozen = {f for f in frozen if f[0] == "toggle"}
         new = frozenset(frozen)
-        return replace(token, frozen=new, was_frozen=token.was_frozen | new)
+        return evolve(token, frozen=new, was_frozen=token.was_frozen | new)
 
     def overlaps(self, zero: Event) -> bool:
         """A zero of another optimizer, or of a submodule, that shares parameters with ours

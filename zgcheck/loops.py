@@ -721,8 +721,16 @@ class Extractor:
         engines and scalers keep their own meaning (a custom Optimizer's `step`)."""
         if name in HANDLED_METHODS or self.facts.is_optimizer(key) or self.facts.is_engine(key) or self.facts.is_scaler(key):
             return None
-        found = self.facts.methods_named(name)
-        return found[0] if len(found) == 1 and self.relevant(found[0]) else None
+        facts = self.facts
+        if key in facts.plain_data or facts.canon(key) in facts.plain_data:
+            return None  # `self.log.update(...)` of `self.log = {}`: the dict's method
+        found = facts.methods_named(name)
+        if len(found) != 1 or not self.relevant(found[0]):
+            return None
+        instance = facts.instances.get(key) or facts.instances.get(facts.canon(key))
+        if instance is not None and last_name(instance) != self.class_of(found[0]):
+            return None  # an instance of another class (`self.meter = AverageMeter()`)
+        return found[0]
 
     def step_events(self, call: cst.Call, key: str, ctx: Context) -> list[Node]:
         facts = self.facts

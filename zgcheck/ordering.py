@@ -15,7 +15,7 @@ new token appears; a loop whose body holds a backward or a step runs at least on
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from zgcheck.events import Ev, Event, If, Inline, Jump, Loop, Node, Region, Seq, Try, walk
 from zgcheck.conditions import ITERATION, SWITCH, is_accumulation_condition
@@ -31,6 +31,17 @@ WORK_BUDGET = 400_000
 
 class OverBudget(Exception):
     pass
+
+
+def evolve(token, **changes):
+    """``dataclasses.replace`` for the analysis' frozen tokens, without its per-field
+    checks: the fixpoint makes hundreds of thousands of them on a trainer's loop."""
+    new = object.__new__(token.__class__)
+    state = new.__dict__
+    state.update(token.__dict__)
+    state.pop("_hash", None)
+    state.update(changes)
+    return new
 
 
 def manual_key(base: str) -> str:
@@ -50,6 +61,14 @@ class Token:
     # The zero in ``wiped`` cleared only gradients carried from an iteration whose step was
     # skipped (none of its own iteration).
     wiped_carried: bool = False
+
+    def __hash__(self) -> int:
+        # Computed once per token (tokens live in sets and memo keys, hashed again and again).
+        state = self.__dict__
+        found = state.get("_hash")
+        if found is None:
+            found = state["_hash"] = hash(tuple(getattr(self, name) for name in self.__dataclass_fields__))
+        return found
 
 
 @dataclass
@@ -204,8 +223,8 @@ class Interpreter:
         for token in tokens if node.cond in self.correlated else ():
             known = dict(token.env).get(node.cond)
             if known is None:
-                then_in.add(replace(token, env=token.env | {(node.cond, True)}))
-                else_in.add(replace(token, env=token.env | {(node.cond, False)}))
+                then_in.add(evolve(token, env=token.env | {(node.cond, True)}))
+                else_in.add(evolve(token, env=token.env | {(node.cond, False)}))
             elif known:
                 then_in.add(token)
             else:
@@ -215,9 +234,9 @@ class Interpreter:
         if node.accumulation:
             then_steps, else_steps = self.steps_in(node.then), self.steps_in(node.orelse)
             if else_steps and not then_steps:
-                then_in = {replace(t, skipped=True) for t in then_in}
+                then_in = {evolve(t, skipped=True) for t in then_in}
             if then_steps and not else_steps:
-                else_in = {replace(t, skipped=True) for t in else_in}
+                else_in = {evolve(t, skipped=True) for t in else_in}
         result = self.run(node.then, then_in)
         result.merge(self.run(node.orelse, else_in))
         return self.limit(result)
@@ -231,7 +250,7 @@ class Interpreter:
         before both. A zero between a backward and a step of one iteration stays."""
         if not any(t.wiped_carried for t in tokens) or self.backward_in(taken) or not self.backward_in(other):
             return tokens
-        return {replace(t, wiped=None, wiped_carried=False) if t.wiped_carried else t for t in tokens}
+        return {evolve(t, wiped=None, wiped_carried=False) if t.wiped_carried else t for t in tokens}
 
     def backward_in(self, node: Node) -> bool:
         cached = self._backwards.get(id(node))
@@ -311,8 +330,8 @@ class Interpreter:
     def forget(self, token: Token, everything: bool = False) -> Token:
         """Drop per-iteration correlations (to stay fast); mode switches are kept."""
         if everything or not token.env:
-            return replace(token, env=frozenset()) if token.env else token
-        return replace(token, env=frozenset(item for item in token.env if item[0] in self.switches))
+            return evolve(token, env=frozenset()) if token.env else token
+        return evolve(token, env=frozenset(item for item in token.env if item[0] in self.switches))
 
     def shrink(self, tokens: set) -> set:
         tokens = {self.forget(t) for t in tokens}
@@ -323,20 +342,20 @@ class Interpreter:
         # again (a trainer's loop with many branches: tens of thousands of times).
         found = self._back.get(token)
         if found is None:
-            found = self._back[token] = replace(self.forget(token), fresh=False, carried=token.carried or token.fresh,
+            found = self._back[token] = evolve(self.forget(token), fresh=False, carried=token.carried or token.fresh,
                                                 skipped=False)
         return found
 
     @staticmethod
     def loop_exit(token: Token) -> Token:
         # Once a loop is left, what it accumulated belongs to the enclosing iteration.
-        return replace(token, fresh=token.fresh or token.carried, carried=False)
+        return evolve(token, fresh=token.fresh or token.carried, carried=False)
 
     # ----- transfer functions ----------------------------------------------------
     def transfer(self, event: Event, token: Token) -> Token:
         kind = event.kind
         if kind == "backward":
-            return replace(token, fresh=True, wiped=None, wiped_carried=False, bw=event.id)
+            return evolve(token, fresh=True, wiped=None, wiped_carried=False, bw=event.id)
         if kind == "zero":
             return self.zero(event, token)
         if kind == "step" and event.opt == self.key:
@@ -359,21 +378,21 @@ class Interpreter:
             if token.carried or (token.fresh and token.skipped):
                 # Only a step of the same run makes the loss real: in a dry-run mode that
                 # never steps, discarding the gradients is the point.
-                return replace(token, fresh=False, carried=False, stale_by=None, wiped=wiped,
+                return evolve(token, fresh=False, carried=False, stale_by=None, wiped=wiped,
                                wiped_carried=wiped_carried, lost=token.lost or (event.id, token.bw))
-        return replace(token, fresh=False, carried=False, stale_by=None, wiped=wiped, wiped_carried=wiped_carried)
+        return evolve(token, fresh=False, carried=False, stale_by=None, wiped=wiped, wiped_carried=wiped_carried)
 
     def step(self, event: Event, token: Token) -> Token:
         if token.lost is not None:
             self.carried_wipes.add(token.lost)
-            token = replace(token, lost=None)
+            token = evolve(token, lost=None)
         if token.wiped is not None:
             self.wiped.add((token.wiped[0], token.wiped[1], event.id))
         if token.stale_by is not None:
             self.stale.add((event.id, token.stale_by, token.bw))
         if token.fresh or token.carried:
-            return replace(token, fresh=False, carried=False, stale_by=event.id, wiped=None, wiped_carried=False)
-        return replace(token, wiped=None, wiped_carried=False)
+            return evolve(token, fresh=False, carried=False, stale_by=event.id, wiped=None, wiped_carried=False)
+        return evolve(token, wiped=None, wiped_carried=False)
 
 
 def optimizer_keys(region: Region) -> list[str]:

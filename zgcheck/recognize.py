@@ -27,6 +27,8 @@ OPTIMIZER_CLASSES = frozenset(
 )
 # Base classes whose subclasses in the same file are optimizers.
 OPTIMIZER_BASES = OPTIMIZER_CLASSES | {"Optimizer"}
+_LITERAL_DATA = (cst.Dict, cst.List, cst.Set, cst.Tuple, cst.DictComp, cst.ListComp, cst.SetComp)
+_DATA_TYPES = frozenset({"dict", "list", "set", "defaultdict", "OrderedDict", "Counter", "deque"})
 SCHEDULER_END = re.compile(r"sched(?:ule|uler)?s?$", re.I)
 FACTORY_RE = re.compile(r"^(create|build|get|make|init|setup|configure|new|load)_?(\w*_)?optim", re.I)
 OPTIMIZER_TOKENS = frozenset({"optimizer", "optimiser", "optim", "opt", "optimizers", "optimisers", "optims"})
@@ -153,6 +155,9 @@ class ModuleFacts:
     uses_accumulate: bool = False
     other_framework: bool = False
     containers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # `opts = [a, b]` -> ("a", "b")
+    # Names bound to plain data (`self.log = {}`, `stats = defaultdict(list)`): their
+    # `.update(...)` is the dict's, never a method of a class of the module.
+    plain_data: set[str] = field(default_factory=set)
     # For project-wide resolution (zgcheck.project): local name -> (module, dots, imported
     # name or None for a module); name -> the class it is an instance of; class -> bases.
     imports: dict[str, tuple[str, int, str | None]] = field(default_factory=dict)
@@ -352,6 +357,9 @@ class _FactCollector(cst.CSTVisitor):
             members = self._members(names[0], value)
             if members:
                 facts.containers[names[0]] = members
+        if len(names) == 1 and (isinstance(value, _LITERAL_DATA) or (
+                isinstance(value, cst.Call) and callee_name(value) in _DATA_TYPES)):
+            facts.plain_data.add(names[0])
         if isinstance(value, (cst.Name, cst.Attribute)) and len(names) == 1:
             source = self.text(value)
             if source not in ("None", "True", "False"):

@@ -76,7 +76,7 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 if _never_reaches(reach, backward, key):
                     continue  # a GAN's discriminator loss on `fake.detach()`: nothing carried
             if step is None:
-                step = _step_after_inner_loop(zero, steps, loop)
+                step = _step_after_inner_loop(zero, steps, loop, region.occurrences)
                 if step is None or _zeroed_again_before(step, loop, zero, region, ctx):
                     continue
                 message = (
@@ -128,15 +128,19 @@ def _zeroed_again_before(step: Ev, loop: int, zero: Ev, region, ctx: RuleContext
     return False
 
 
-def _step_after_inner_loop(zero: Ev, steps: list[Ev], loop: int) -> Ev | None:
+def _step_after_inner_loop(zero: Ev, steps: list[Ev], loop: int, occurrences: tuple[Ev, ...]) -> Ev | None:
     """A micro-batch loop that zeroes on every iteration while the step runs once after
-    it, in an enclosing loop or after the loop in the same function."""
+    it, in an enclosing loop or after the loop in the same function. After it in the
+    order events run (not by line: a method inlined before the loop has the same lines as
+    its copy inside it)."""
     if guarded_in(zero, loop):
         return None
     outer = [value for kind, value in zero.path if kind == "loop" and value != loop]
+    position = {id(o): i for i, o in enumerate(occurrences)}
+    last = max((i for i, o in enumerate(occurrences) if inside(o, loop)), default=-1)
     for step in steps:
         step_loops = [value for kind, value in step.path if kind == "loop"]
-        if loop not in step_loops and step_loops == outer[: len(step_loops)] and step.event.line > zero.event.line:
+        if loop not in step_loops and step_loops == outer[: len(step_loops)] and position.get(id(step), -1) > last:
             return step
     return None
 
