@@ -387,7 +387,13 @@ class _FactCollector(cst.CSTVisitor):
         if facts.is_factory(callee):
             if len(names) == 1:
                 facts.optimizers.add(names[0])
-                facts.owners[names[0]] = self._owners(call)
+                owners = self._owners(call)
+                if names[0] in facts.owners and facts.owners[names[0]] != owners:
+                    # The same name built in two functions (`optimizer` over G in one, over
+                    # D in another): either may be meant; unknown if either is.
+                    earlier = facts.owners[names[0]]
+                    owners = None if earlier is None or owners is None else earlier | owners
+                facts.owners[names[0]] = owners
                 sole = _sole_parameter(call)
                 if sole is not None:
                     facts.sole_params[sole] = names[0]
