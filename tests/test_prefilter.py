@@ -164,6 +164,8 @@ def test_a_helper_that_gains_events_rechecks_its_cached_caller(tmp_path):
     pytest.param("loss.backward()\noptimizer.step()\n", True, id="calls"),
     pytest.param("p.grad = None\n", True, id="grad"),
     pytest.param("model.zero_grad()\n", True, id="zero-grad"),
+    pytest.param("loss_scaler(loss, optimizer, update_grad=True)\n", True, id="loss-scaler-call"),
+    pytest.param("state = loss_scaler.state_dict()\n", False, id="loss-scaler-not-called"),
     pytest.param('x = "backward"\ny = "step"\n', False, id="strings"),
     pytest.param("# loss.backward()\nopt.step()\n", False, id="comment"),
     pytest.param("s = '''\nloss.backward()\n'''\nopt.step()\n", False, id="triple-quoted"),
@@ -205,6 +207,8 @@ def _tokenizer_truth(text: str) -> bool:
         name = token.string
         if "zero_grad" in name:
             return True
+        if name.endswith("loss_scaler") and after == "(":
+            return True  # a timm-style loss scaler object runs backward and step
         if before == "." and name.startswith("grad") and (index < 2 or tokens[index - 2].string not in ("autograd", "nn")):
             return True
         for word in ("backward", "step"):

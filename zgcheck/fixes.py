@@ -168,6 +168,8 @@ class FixPlanner:
         """ZG002 / ZG004: move the zero right after the step (same function only)."""
         if zero.via or zero.unresolved:
             return None  # the zero sits inside a call we would have to rewrite: never moved
+        if step.unresolved:
+            return None  # the step (and its condition) is inside a call we cannot see
         moved, anchor = self.statement_of(zero), self.statement_of(step)
         if moved is None or anchor is None or moved.function != anchor.function or moved.siblings < 2:
             return None

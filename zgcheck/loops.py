@@ -565,12 +565,15 @@ class Extractor:
                 passed = dict(ctx.subst).get(name, "")
                 helper = (ctx.local_def(passed) or facts.functions.get(passed)) if passed.isidentifier() else None
                 if helper is None:
-                    return self.reset_by_name(call, name, ctx)
+                    scaled = self.loss_scaler_call(call, name, ctx)
+                    return scaled if scaled is not None else self.reset_by_name(call, name, ctx)
             else:
                 helper = ctx.local_def(name) or facts.functions.get(name)
             if helper:
                 return self.inline(helper, call, ctx, skip_self=False)
             foreign = self.project_call(name, None, call, ctx)
+            if foreign is None:
+                foreign = self.loss_scaler_call(call, name, ctx)
             return foreign if foreign is not None else self.reset_by_name(call, name, ctx)
         key = self.text(recv, ctx)
         if key == "self" and ctx.cls and (ctx.cls, name) in facts.methods:
@@ -611,6 +614,36 @@ class Extractor:
             if re.search(rf"(?<![\w.]){re.escape(base)}(\.data)?\.grad\b", self.text(call, ctx)[len(key):]):
                 return [self.manual_event(call, base, ctx)]
         return []
+
+    def loss_scaler_call(self, call: cst.Call, name: str, ctx: Context) -> list[Node] | None:
+        """`loss_scaler(loss, optimizer, ..., update_grad=...)` with a loss scaler whose class
+        cannot be seen (handed in by the caller): timm's `NativeScaler` and its copies in
+        DeiT, MAE, ConvNeXt and Swin run backward, then the step when `update_grad` is true
+        (always, without it)."""
+        positional = [a for a in call.args if a.keyword is None and not a.star]
+        if not LOSS_SCALER.fullmatch(name) or len(positional) < 2 or name in self.facts.instances:
+            return None  # (an instance built here is its class's: resolved, or left alone)
+        key = self.text(positional[1].value, ctx)
+        if not self.facts.is_optimizer(key):
+            return None
+        opt = self.facts.canon(key)
+        backward = self.event("backward", call, ctx, unresolved=True)
+        raw = squash(self.parsed.code(positional[1].value))
+        update = next((a.value for a in call.args if a.keyword is not None and a.keyword.value in ("update_grad", "need_update")), None)
+        if update is None or self.text(update, ctx) == "True":
+            return [backward, self.synced(ctx, opt, lambda c: self.event("step", call, c, opt=opt, target=raw, unresolved=True))]
+        cond = _outer_parens_removed(self.text(update, ctx))
+        written = " ".join(self.parsed.code(update).split())
+        named = self.named_condition(cond, ctx) if isinstance(update, cst.Name) else None
+        if named is not None:  # `need_update=need_update` after `need_update = (i + 1) % k == 0`
+            cond, written = _outer_parens_removed(named[0]), named[1]
+        mode = classify(cond, ctx.loop_variant | ctx.call_variant)
+        self.modes[cond] = max(mode, self.modes.get(cond, mode), key=MODE_ORDER.index)
+        if squash(written) == cond:
+            self.shown.setdefault(cond, written)
+        inner = replace(ctx, path=ctx.path + (("if", cond),))
+        step = self.synced(inner, opt, lambda c: self.event("step", call, c, opt=opt, target=raw, unresolved=True))
+        return [backward, If(cond, Seq((step,)), EMPTY, is_accumulation_condition(cond) and mode == ITERATION, mode)]
 
     def reset_by_name(self, call: cst.Call, name: str, ctx: Context) -> list[Node]:
         """A call we cannot see into whose name says it clears gradients: a zero of each
@@ -959,6 +992,8 @@ def _emptiness(cond: str, filled: frozenset[str]) -> bool | None:
     return match.group(2) in (">0", ">=1", "!=0")
 
 
+# A loss scaler object called with the loss and the optimizer (timm's NativeScaler).
+LOSS_SCALER = re.compile(r"\w*loss_scaler")
 # An optimizer class of another library whose name says it evaluates the closure several
 # times per step (a line search, a quasi-Newton method).
 _SEARCHES = re.compile(r"BFGS|LineSearch|Newton|Wolfe|Armijo|Backtrack|ConjugateGradient|^CG$", re.I)

@@ -70,6 +70,7 @@ class Project:
     _callers: dict[tuple[str, str], tuple[str, str] | None] = field(default_factory=dict)
     _import_words: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     _listings: dict[str, str] = field(default_factory=dict)
+    _index_digests: dict[str, str] = field(default_factory=dict)
 
     def root_of(self, directory: str) -> str:
         """The project root above ``directory`` (cached per folder)."""
@@ -247,7 +248,16 @@ class Project:
         key = f"{path}\0{info.st_mtime_ns}\0{info.st_size}"
         if key not in self.indexes:
             self.indexes[key] = _index(path)
+            from zgcheck.cache import content_hash
+            from zgcheck.sources import read_bytes
+
+            data = read_bytes(path)
+            self._index_digests[path] = content_hash(data) if isinstance(data, bytes) else ""
         return self.indexes[key]
+
+    def index_digest(self, path: str) -> str:
+        """Content hash of the bytes :meth:`index` last read at ``path``."""
+        return self._index_digests.get(path, "")
 
     def load(self, path: str, factories: frozenset[str], engines: frozenset[str]) -> LoadedModule | None:
         """Parse ``path`` once (again only if it changed on disk); None when it cannot be
@@ -482,7 +492,10 @@ class Resolver:
     def _index(self, path: str | None) -> ModuleIndex | None:
         if path is None or self.depth >= MAX_DEPTH or os.path.abspath(path) == os.path.abspath(self.path):
             return None
-        return self.project.index(path)
+        found = self.project.index(path)
+        # What the index says (a method without events) decides the result too.
+        self.used.setdefault(path, self.project.index_digest(path))
+        return found
 
     def runs_elsewhere(self, name: str) -> bool:
         """Is this module's function ``name`` called by another module that is analysed

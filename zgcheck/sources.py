@@ -61,7 +61,7 @@ _CODE_WORDS = re.compile(
     r'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"'
     r"|'[^'\\\n]*(?:\\.[^'\\\n]*)*'"
     r"|#[^\r\n]*"
-    r"|(\.grad|zero_grad|backward|step)",
+    r"|(\.grad|zero_grad|backward|step|loss_scaler)",
     re.S,
 )
 
@@ -87,6 +87,11 @@ def code_might_hold_training_code(text: str) -> bool:
         if word == "zero_grad" or (word == ".grad" and not _module_grad(text, match.start())):
             return True
         if word == ".grad":
+            continue
+        if word == "loss_scaler":
+            # `loss_scaler(loss, optimizer)`: a loss scaler object runs backward and step.
+            if _CALL_AFTER.match(text, match.end()):
+                return True
             continue
         seen.add(word)
         if word not in shaped and _event_shaped(text, match.start(), match.end()):
