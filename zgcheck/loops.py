@@ -1209,7 +1209,11 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts, resolver: "Resolve
         handed = func.name.value in facts.passed and id(func) not in closures
         if (id(func) in extractor.inlined and not handed) or not body.items:
             continue
-        if not _runs_per_batch(func, body, resolver) or func.name.value in returned:
+        # A function a factory returns is called where we cannot see: its caller may zero
+        # (open_clip's train_step). One that zeroes itself (ignite's process function) is a
+        # per-batch body either way.
+        zeroes = any(isinstance(n, Ev) and n.event.kind == "zero" for n in walk(body))
+        if not _runs_per_batch(func, body, resolver) or (func.name.value in returned and not zeroes):
             regions.append(_region(extractor, func.name.value, body))
             continue
         loop_id = extractor.new_id()
