@@ -699,7 +699,8 @@ class Extractor:
 
         if id(func) in ctx.stack or len(ctx.stack) >= MAX_INLINE_DEPTH:
             return []
-        inner = self.bind(func, call, ctx, skip_self, cls)
+        # (Functions handed in stay this module's: the other module's extractor cannot place them.)
+        inner = replace(self.bind(func, call, ctx, skip_self, cls), scope=())
         if ctx.site is None:
             inner = replace(inner, site=(self.parsed, call), via=func.name.value)
         other = Extractor(loaded.parsed, merged_facts(self.facts, loaded), events=self.events, modes=self.modes, shown=self.shown,
@@ -931,11 +932,17 @@ class Extractor:
         positional = [a for a in call.args if a.keyword is None and not a.star]
         varying: set[str] = set()
         listed_members: list[tuple[str, tuple[str, ...]]] = []
+        handed: list[tuple[str, cst.FunctionDef]] = []
         for index, arg in enumerate(call.args):
             if arg.star:
                 break
             name = arg.keyword.value if arg.keyword else (params[index] if index < len(params) else None)
             value = self.text(arg.value, ctx)
+            if name and isinstance(arg.value, cst.Name):
+                # A function handed in (`self._step_optimizer(step_fn)`): the parameter is it.
+                passed = ctx.local_def(arg.value.value) or self.facts.functions.get(arg.value.value)
+                if passed is not None:
+                    handed.append((name, passed))
             listed = listed_names(arg.value)
             if name and listed:
                 # `sgd([w, b], lr)`: a loop over the parameter goes over these tensors.
@@ -963,7 +970,8 @@ class Extractor:
             call_variant |= local
         return Context(path=ctx.path, cls=cls, stack=ctx.stack + (id(helper),), subst=tuple(subst),
                        accumulate=ctx.accumulate, loop_variant=loop_variant, call_variant=call_variant,
-                       collections=collections, site=ctx.site, via=ctx.via, params=param_names(helper))
+                       collections=collections, site=ctx.site, via=ctx.via, params=param_names(helper),
+                       scope=tuple(handed))
 
     def expand(self, helper: cst.FunctionDef, inner: Context) -> list[Node]:
         if not self.relevant(helper) or self.generator(helper) or not isinstance(helper.body, cst.IndentedBlock):
