@@ -169,3 +169,13 @@ def plain_code(node: cst.CSTNode) -> str | None:
         return None
     base = plain_code(node.value)
     return None if base is None else f"{base}.{node.attr.value}"
+
+
+def is_docstring(stmt: cst.CSTNode) -> bool:
+    """A statement that is only a string literal (a docstring where it comes first)."""
+    return (
+        isinstance(stmt, cst.SimpleStatementLine)
+        and len(stmt.body) == 1
+        and isinstance(stmt.body[0], cst.Expr)
+        and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+    )

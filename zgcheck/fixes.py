@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from zgcheck.cstwalk import walk as walk_cst
+from zgcheck.cstwalk import is_docstring, walk as walk_cst
 from zgcheck.diagnostics import Diagnostic, Edit, Fix, Location
 from zgcheck.events import Event
 from zgcheck.parsing import ParsedModule
@@ -187,7 +187,7 @@ class FixPlanner:
         if not isinstance(func, cst.FunctionDef) or not isinstance(func.body, cst.IndentedBlock) or not step.target:
             return None
         body = func.body.body
-        index = 1 if body and _is_docstring(body[0]) and len(body) > 1 else 0
+        index = 1 if body and is_docstring(body[0]) and len(body) > 1 else 0
         first = body[index]
         row, _ = self.parsed.start(first)
         attached = sum(1 for _ in _attached_comments(first))
@@ -231,15 +231,6 @@ class FixPlanner:
         name = update.grad_var or update.grad_base
         code = f"{name}.grad.zero_()" if style_zero else f"{name}.grad = None"
         return self.fix(SAFE, f"Reset `{name}.grad` after the update", self.insert_after(anchor, [code]))
-
-
-def _is_docstring(stmt: cst.CSTNode) -> bool:
-    return (
-        isinstance(stmt, cst.SimpleStatementLine)
-        and len(stmt.body) == 1
-        and isinstance(stmt.body[0], cst.Expr)
-        and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
-    )
 
 
 def _attached_comments(stmt: cst.CSTNode):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from zgcheck import freezing
-from zgcheck.cstwalk import plain_code, walk as walk_cst
+from zgcheck.cstwalk import is_docstring, plain_code, walk as walk_cst
 from zgcheck.conditions import ITERATION, MODE_ORDER, assigned_names, classify, is_accumulation_condition
 from zgcheck.events import EMPTY, Ev, Event, If, Inline, Jump, Loop, Node, Region, Seq, Try, walk
 from zgcheck.parsing import ParsedModule
@@ -272,6 +272,10 @@ class Extractor:
     def name_condition(self, name: str, value: cst.BaseExpression, ctx: Context) -> None:
         """Remember (or forget) what an accumulation test assigned to ``name`` says."""
         key = (ctx.stack, name)
+        if isinstance(value, cst.Call) and not value.args:
+            # `do_step = self._should_do_step()`: a method of this class (or a function of
+            # the module) that only returns its test.
+            value = self.returned_test(value, ctx) or value
         if not isinstance(value, _CONDITION_NODES):  # a call, a name, a literal: no modulo test
             self.named_conditions.pop(key, None)
             return
@@ -289,6 +293,23 @@ class Extractor:
             if found is not None:
                 return found
         return None
+
+    def returned_test(self, call: cst.Call, ctx: Context) -> cst.BaseExpression | None:
+        """The expression a one-statement `return` function or method of this module returns
+        (`self._should_do_step()`), or None."""
+        func = call.func
+        found = None
+        if isinstance(func, cst.Name):
+            found = self.facts.functions.get(func.value)
+        elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self" and ctx.cls:
+            found = self.facts.methods.get((ctx.cls, func.attr.value))
+        if found is None or not isinstance(found.body, cst.IndentedBlock):
+            return None
+        body = [s for s in found.body.body if not is_docstring(s)]
+        if len(body) != 1 or not isinstance(body[0], cst.SimpleStatementLine) or len(body[0].body) != 1:
+            return None
+        stmt = body[0].body[0]
+        return stmt.value if isinstance(stmt, cst.Return) else None
 
     def if_node(self, stmt: cst.If, ctx: Context, rest: list | None = None, closed: bool | None = None) -> Node:
         if closed is None:
