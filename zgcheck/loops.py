@@ -75,6 +75,7 @@ class Context:
     # The parameters of the function whose body this is: a call of one (`closure()` in a
     # custom optimizer's `step(self, closure)`) is not the module's function of that name.
     params: frozenset[str] = frozenset()
+    func: "cst.FunctionDef | None" = None  # the function whose body this is
 
     @property
     def in_loop(self) -> bool:
@@ -115,6 +116,7 @@ class Extractor:
     _assigned: dict[int, frozenset[str]] = field(default_factory=dict)
     # `should_step = step % accum == 0` in a function: the test a later `if should_step:` makes.
     named_conditions: dict[tuple, tuple[str, str]] = field(default_factory=dict)
+    _unguarded: dict[int, frozenset[str]] = field(default_factory=dict)
 
     def assigned(self, node: cst.For | cst.While | cst.FunctionDef) -> frozenset[str]:
         """Names a loop (its target included) or a function body assigns; memoised."""
@@ -350,7 +352,7 @@ class Extractor:
         written = written[1:-1].strip() if written.startswith("(") and squash(written[1:-1]) == cond else written
         if squash(written) == cond:  # (not when a helper's parameters were renamed)
             self.shown.setdefault(cond, written)
-        known = self.known_truth(cond)
+        known = self.known_truth(cond, ctx)
         if known is None and ctx.filled:
             known = _emptiness(cond, ctx.filled)
         if known is not None and rest is not None:
@@ -393,19 +395,65 @@ class Extractor:
             then, orelse = orelse, then
         return If(cond, then, orelse, is_accumulation_condition(cond) and mode == ITERATION, mode)
 
-    def known_truth(self, cond: str) -> bool | None:
-        """`X is None` / `X is not None` when X is `None` or a known optimizer."""
+    def known_truth(self, cond: str, ctx: Context | None = None) -> bool | None:
+        """`X is None` / `X is not None` when X is `None`, an optimizer the function steps or
+        zeroes outside any test of it (`if optimizer is not None: optimizer.zero_grad()`
+        before an unconditional `optimizer.step()`), or a known optimizer of the module that
+        is not a parameter here (`optimizer=None` may well be None)."""
         match = re.fullmatch(r"(.+?)is(not)?None", cond)
         if match is None:
             return None
         subject = match.group(1)
         if subject == "None":
             value_is_none = True
-        elif self.facts.is_optimizer(subject) and subject in self.facts.optimizers | set(self.facts.aliases):
+        elif ctx is not None and ctx.func is not None and subject in self.used_unguarded(ctx.func, ctx):
+            value_is_none = False
+        elif (self.facts.is_optimizer(subject) and subject in self.facts.optimizers | set(self.facts.aliases)
+              and (ctx is None or subject not in ctx.params)):
             value_is_none = False
         else:
             return None
         return value_is_none != bool(match.group(2))
+
+    def used_unguarded(self, func: cst.FunctionDef, ctx: Context) -> frozenset[str]:
+        """Receivers the function steps or zeroes (`X.step(`, `X.zero_grad(`) outside any
+        `if` whose test reads `X is ...`: X cannot be None where the function runs."""
+        found = self._unguarded.get(id(func))
+        if found is not None:
+            return found
+        names: set[str] = set()
+
+        def scan(statements, guards: tuple[str, ...]) -> None:
+            for stmt in statements:
+                if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+                    continue
+                if isinstance(stmt, cst.If):
+                    test = guards + (squash(self.parsed.code(stmt.test)),)
+                    scan(_statements(stmt.body), test)
+                    orelse = stmt.orelse
+                    if isinstance(orelse, cst.If):
+                        scan((orelse,), test)
+                    elif isinstance(orelse, cst.Else):
+                        scan(_statements(orelse.body), test)
+                    continue
+                if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+                    for match in _USED.finditer(squash(self.parsed.code(stmt))):
+                        receiver = match.group(1)
+                        if not any(receiver + "is" in guard for guard in guards):
+                            names.add(receiver)
+                    continue
+                for part in ("body", "orelse", "finalbody"):
+                    inner = getattr(stmt, part, None)
+                    if isinstance(inner, (cst.Else, cst.Finally)):
+                        inner = inner.body
+                    if isinstance(inner, cst.BaseSuite):
+                        scan(_statements(inner), guards)
+                for handler in getattr(stmt, "handlers", ()):
+                    scan(_statements(handler.body), guards)
+
+        scan(_statements(func.body), ())
+        found = self._unguarded[id(func)] = frozenset(names)
+        return found
 
     def loop(self, stmt: cst.For | cst.While, ctx: Context, infinite: bool = False) -> Loop:
         loop_id = self.new_id()
@@ -992,7 +1040,7 @@ class Extractor:
         return Context(path=ctx.path, cls=cls, stack=ctx.stack + (id(helper),), subst=tuple(subst),
                        accumulate=ctx.accumulate, loop_variant=loop_variant, call_variant=call_variant,
                        collections=collections, site=ctx.site, via=ctx.via, params=param_names(helper),
-                       scope=tuple(handed))
+                       scope=tuple(handed), func=helper)
 
     def expand(self, helper: cst.FunctionDef, inner: Context) -> list[Node]:
         if not self.relevant(helper) or self.generator(helper) or not isinstance(helper.body, cst.IndentedBlock):
@@ -1066,6 +1114,14 @@ def param_names(func: cst.FunctionDef) -> frozenset[str]:
         if isinstance(star, cst.Param):
             found.append(star.name.value)
     return frozenset(found)
+
+
+_USED = re.compile(r"(?<![\w.\]])([A-Za-z_][\w.]*)\.(?:step|zero_grad)\(")
+
+
+def _statements(suite) -> tuple:
+    """A block's statements (an indented block's, or a one-line suite as one statement)."""
+    return tuple(suite.body) if isinstance(suite, cst.IndentedBlock) else (suite,)
 
 
 def _closed_choice(stmt: cst.If) -> bool:
@@ -1229,7 +1285,7 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts, resolver: "Resolve
                 p.name.value for p in func.params.params if p.name.value not in ("self", "cls") and p.default is None
             )
             ctx = Context(cls=cls, stack=(id(func),), call_variant=params | extractor.assigned(func),
-                          params=param_names(func))
+                          params=param_names(func), func=func)
             bodies.append((func, extractor.block(func.body.body, ctx)))
     closures = {id(e.closure_node) for e in extractor.events.values() if e.closure_node is not None}
     for func, body in bodies:
