@@ -113,19 +113,23 @@ class Region:
         return {e.kind for e in self.events.values()}
 
 
+def children(node: Node) -> tuple:
+    """The IR nodes directly below ``node``, in source order."""
+    if isinstance(node, Seq):
+        return node.items
+    if isinstance(node, If):
+        return (node.then, node.orelse)
+    if isinstance(node, Loop):
+        return (node.body, node.orelse)
+    if isinstance(node, Try):
+        return (node.body, *node.handlers, node.orelse) + ((node.final,) if node.final else ())
+    if isinstance(node, Inline):
+        return (node.body,)
+    return ()
+
+
 def walk(node: Node):
     """Every IR node below ``node``, depth first, in source order."""
     yield node
-    children: tuple = ()
-    if isinstance(node, Seq):
-        children = node.items
-    elif isinstance(node, If):
-        children = (node.then, node.orelse)
-    elif isinstance(node, Loop):
-        children = (node.body, node.orelse)
-    elif isinstance(node, Try):
-        children = (node.body, *node.handlers, node.orelse) + ((node.final,) if node.final else ())
-    elif isinstance(node, Inline):
-        children = (node.body,)
-    for child in children:
+    for child in children(node):
         yield from walk(child)

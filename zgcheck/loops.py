@@ -850,7 +850,23 @@ class Extractor:
             # search. Where it zeroes is not the order a plain closure has: it may zero.
             closure_arg = next((a.value for a in call.args if a.keyword is not None and a.keyword.value in ("options", "opts")), None)
         closure, closure_name, closure_node = None, "", None
-        if isinstance(closure_arg, cst.Name):
+        if isinstance(closure_arg, cst.IfExp) and all(isinstance(e, cst.Name) for e in (closure_arg.body, closure_arg.orelse)):
+            # `step(closure if not mixed else closure_mixed)`: either closure, by the test.
+            cond = _outer_parens_removed(self.text(closure_arg.test, ctx))
+            branches = []
+            for side, choice in (("if", closure_arg.body), ("else", closure_arg.orelse)):
+                target = ctx.local_def(choice.value) or facts.functions.get(choice.value)
+                if target is None or id(target) in ctx.stack:
+                    break
+                self.inlined.add(id(target))
+                inner = replace(ctx, path=ctx.path + ((side, cond),), stack=ctx.stack + (id(target),))
+                branches.append(self.block(target.body.body, inner))
+            else:
+                mode = classify(cond, ctx.loop_variant | ctx.call_variant)
+                self.modes[cond] = max(mode, self.modes.get(cond, mode), key=MODE_ORDER.index)
+                closure = Seq((If(cond, branches[0], branches[1], False, mode),))
+                closure_name = " ".join(self.parsed.code(closure_arg).split())
+        elif isinstance(closure_arg, cst.Name):
             target = ctx.local_def(closure_arg.value) or facts.functions.get(closure_arg.value)
             if target is not None and id(target) not in ctx.stack:
                 self.inlined.add(id(target))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from zgcheck.diagnostics import Diagnostic
-from zgcheck.events import Ev, Event, walk
+from zgcheck.events import Ev, Event, If, Node, children
 from zgcheck.ordering import zero_effect
 from zgcheck.rules.base import Rule, RuleContext, cite, reported_by_helper, shown
 
@@ -52,14 +52,28 @@ def closure_missing_zero(ctx: RuleContext, step: Event) -> Event | None:
     """The first backward of ``step``'s closure that no zero precedes, if any."""
     if step.closure is None or step.closure_once:
         return None
-    for node in walk(step.closure):
-        if not isinstance(node, Ev):
-            continue
+    return _unzeroed(step.closure, step, ctx)[0]
+
+
+def _unzeroed(node: Node, step: Event, ctx: RuleContext) -> tuple[Event | None, bool]:
+    """In source order: the first backward that no zero precedes, and whether a zero came
+    first. A side of an `if` with a backward before any zero is reported (a closure chosen
+    by a test); a zero on either side counts as one (`if torch.is_grad_enabled():
+    optimizer.zero_grad()`, the LBFGS closure of torch's documentation)."""
+    if isinstance(node, Ev):
         if node.event.kind == "backward":
-            return node.event
-        if zero_effect(node.event, step.opt or "", ctx.facts) is not None or _may_share(node.event, step, ctx):
-            return None
-    return None
+            return node.event, False
+        zeroes = zero_effect(node.event, step.opt or "", ctx.facts) is not None or _may_share(node.event, step, ctx)
+        return None, zeroes
+    if isinstance(node, If):
+        then, orelse = _unzeroed(node.then, step, ctx), _unzeroed(node.orelse, step, ctx)
+        missing = then[0] or orelse[0]
+        return missing, missing is None and (then[1] or orelse[1])
+    for child in children(node):
+        missing, zeroed = _unzeroed(child, step, ctx)
+        if missing is not None or zeroed:
+            return missing, zeroed
+    return None, False
 
 
 def _may_share(zero: Event, step: Event, ctx: RuleContext) -> bool:
