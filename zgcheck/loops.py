@@ -370,8 +370,7 @@ class Extractor:
             # `for p in params: if p.grad is not None: p.grad.zero_()` (a hand-written
             # zero_grad): the test only skips parameters that have nothing to clear.
             return Seq(tuple(self.suite(stmt.body, ctx).items))
-        mode = classify(cond, ctx.loop_variant | ctx.call_variant)
-        self.modes[cond] = max(mode, self.modes.get(cond, mode), key=MODE_ORDER.index)
+        mode = self.condition_mode(cond, ctx)
         # Each branch knows which side of the condition it is on ("if" / "else").
         then_side, else_side = ("else", "if") if negated else ("if", "else")
         then = self.suite(stmt.body, replace(ctx, path=ctx.path + ((then_side, cond),))) if rest is None else EMPTY
@@ -394,6 +393,13 @@ class Extractor:
         if negated:
             then, orelse = orelse, then
         return If(cond, then, orelse, is_accumulation_condition(cond) and mode == ITERATION, mode)
+
+    def condition_mode(self, cond: str, ctx: Context) -> str:
+        """The condition's mode here (conditions.classify), recorded for the region: when
+        one text has several modes, the most varying wins."""
+        mode = classify(cond, ctx.loop_variant | ctx.call_variant)
+        self.modes[cond] = max(mode, self.modes.get(cond, mode), key=MODE_ORDER.index)
+        return mode
 
     def known_truth(self, cond: str, ctx: Context | None = None) -> bool | None:
         """`X is None` / `X is not None` when X is `None`, an optimizer the function steps or
@@ -706,8 +712,7 @@ class Extractor:
         named = self.named_condition(cond, ctx) if isinstance(update, cst.Name) else None
         if named is not None:  # `need_update=need_update` after `need_update = (i + 1) % k == 0`
             cond, written = _outer_parens_removed(named[0]), named[1]
-        mode = classify(cond, ctx.loop_variant | ctx.call_variant)
-        self.modes[cond] = max(mode, self.modes.get(cond, mode), key=MODE_ORDER.index)
+        mode = self.condition_mode(cond, ctx)
         if squash(written) == cond:
             self.shown.setdefault(cond, written)
         inner = replace(ctx, path=ctx.path + (("if", cond),))
@@ -862,8 +867,7 @@ class Extractor:
                 inner = replace(ctx, path=ctx.path + ((side, cond),), stack=ctx.stack + (id(target),))
                 branches.append(self.block(target.body.body, inner))
             else:
-                mode = classify(cond, ctx.loop_variant | ctx.call_variant)
-                self.modes[cond] = max(mode, self.modes.get(cond, mode), key=MODE_ORDER.index)
+                mode = self.condition_mode(cond, ctx)
                 closure = Seq((If(cond, branches[0], branches[1], False, mode),))
                 closure_name = " ".join(self.parsed.code(closure_arg).split())
         elif isinstance(closure_arg, cst.Name):
