@@ -793,16 +793,33 @@ class Extractor:
         name = last_name(cls_ref)
         if name in OPTIMIZER_CLASSES:
             return name != "LBFGS"
-        found: "tuple[ParsedModule, cst.FunctionDef] | None" = None
-        if self.resolver is not None:
-            method = self.resolver.method(cls_ref, "step")
-            if method is not None:
-                found = (method[0].parsed if method[0] is not None else self.parsed, method[2])
-        elif (cls_ref, "step") in self.facts.methods:
-            found = (self.parsed, self.facts.methods[(cls_ref, "step")])
+        found = self.own_step(cls_ref)
         if found is None:
             return not _SEARCHES.search(name)
         return _calls_closure_once(found[1], found[0].code(found[1]))
+
+    def own_step(self, cls_ref: str) -> "tuple[ParsedModule, cst.FunctionDef] | None":
+        """The `step` method of a class of this module or the project (its module, node)."""
+        if last_name(cls_ref) in OPTIMIZER_CLASSES:
+            return None
+        if self.resolver is not None:
+            method = self.resolver.method(cls_ref, "step")
+            if method is not None:
+                return (method[0].parsed if method[0] is not None else self.parsed, method[2])
+        elif (cls_ref, "step") in self.facts.methods:
+            return self.parsed, self.facts.methods[(cls_ref, "step")]
+        return None
+
+    def gradient_free_step(self, key: str) -> bool:
+        """Is ``key`` an instance of a class of the project whose `step` never reads a
+        gradient (a proximal operator applied to the weights, DeepRobust's PGD)? Its step
+        consumes nothing, so a zero before it wipes nothing it needs."""
+        cls_ref = self.facts.instances.get(key) or self.facts.instances.get(self.facts.canon(key))
+        found = self.own_step(cls_ref) if cls_ref else None
+        if found is None:
+            return False
+        code = _WITHOUT_COMMENTS.sub("", found[0].body_text(found[1]))
+        return not re.search(r"grad|super\(|closure\s*\(|\.step\(", code)
 
     def step_zeroes(self, key: str) -> bool:
         """Is ``key`` an instance of a class (of this module or the project) whose `step`
@@ -845,7 +862,7 @@ class Extractor:
         if call.args and facts.is_scaler(key):
             opt = facts.canon(self.text(call.args[0].value, ctx))
             return [self.event("step", call, ctx, opt=opt, target=squash(self.parsed.code(call.args[0].value)))]
-        if facts.is_engine(key) or not facts.is_optimizer(key):
+        if facts.is_engine(key) or not facts.is_optimizer(key) or self.gradient_free_step(key):
             return []
         opt = facts.canon(key)
         closure_arg = next((a.value for a in call.args if a.keyword is None or a.keyword.value == "closure"), None)
@@ -1089,6 +1106,8 @@ def _emptiness(cond: str, filled: frozenset[str]) -> bool | None:
     return match.group(2) in (">0", ">=1", "!=0")
 
 
+# Comments and docstrings (roughly: a word search must not read them).
+_WITHOUT_COMMENTS = re.compile(r'#[^\n]*|"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'')
 # A loss scaler object called with the loss and the optimizer (timm's NativeScaler).
 LOSS_SCALER = re.compile(r"\w*loss_scaler")
 # An optimizer class of another library whose name says it evaluates the closure several
@@ -1174,13 +1193,15 @@ def _closed_choice(stmt: cst.If) -> bool:
 def _loop_variable(target: cst.BaseExpression, iter_text: str) -> tuple[str | None, str]:
     """The variable a loop binds each member to, and the collection (`opt`, `optimizers` of
     `for opt in optimizers.values()`; `v`, `self.optimizers` of `for k, v in
-    self.optimizers.items()` or `for i, v in enumerate(self.optimizers)`)."""
+    self.optimizers.items()`, `for i, v in enumerate(self.optimizers)`, `for k, v in
+    zip(names, self.optimizers)`, `for k, v in named_optimizers` or `self.optimizer_iter()`)."""
     if isinstance(target, cst.Name):
         return target.value, re.sub(r"\.values\(\)$", "", iter_text)
     if isinstance(target, cst.Tuple) and len(target.elements) == 2 and isinstance(target.elements[1].value, cst.Name):
-        pair = re.fullmatch(r"(.+)\.items\(\)|enumerate\(([^,()]+)\)", iter_text)
+        pair = re.fullmatch(r"(.+)\.items\(\)|enumerate\(([^,()]+)\)|zip\([\w.]+,([\w.]+)\)|([\w.]+(?:\(\))?)", iter_text)
         if pair:
-            return target.elements[1].value.value, pair.group(1) or pair.group(2)
+            # (`for name, opt in named_opts:` over (name, optimizer) pairs, `zip(names, opts)`)
+            return target.elements[1].value.value, next(g for g in pair.groups() if g)
     return None, ""
 
 
