@@ -210,3 +210,13 @@ def test_zg001_under_a_mode_switch_says_when_it_is_false():
     diag = only(text)
     assert diag.code == "ZG001"
     assert "runs only when `optimizer and do_zero_grad`" in diag.message and "when it is false it uses" in diag.message
+
+
+def test_a_second_step_in_one_iteration_names_the_first_not_a_guarded_zero():
+    # magvit2-pytorch: the conditional zero of other optimizers does not explain a step
+    # that follows another step of the same iteration.
+    path = FIXTURES / "zg001" / "double_step_same_iteration.py"
+    diag = only(path.read_text())
+    assert diag.code == "ZG001" and diag.location.row == 23
+    assert "self.discr_optimizer.step() (line 22) already consumed" in diag.message
+    assert "runs only when" not in diag.message

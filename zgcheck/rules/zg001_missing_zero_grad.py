@@ -73,7 +73,10 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 yield ctx.diagnostic("ZG001", ref.event, message, key, (ref.event, backward, step.event),
                                      fix=ctx.fixes.add_parens(ref.event))
                 continue
-            guarded = _per_iteration_guard(zeros_in_loop, step, loop)
+            # A guarded zero explains a stale step only across iterations: a second step
+            # right after another one in the same iteration is stale whatever the zero does.
+            across = by is None or by.id == step.event.id
+            guarded = _per_iteration_guard(zeros_in_loop, step, loop) if across else None
             if guarded is not None:
                 zero, cond = guarded
                 # A mode switch (a setting the loop never changes) holds for the whole run.
