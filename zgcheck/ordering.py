@@ -64,10 +64,11 @@ class Token:
 
     def __hash__(self) -> int:
         # Computed once per token (tokens live in sets and memo keys, hashed again and again).
+        # (The fields are the instance's dict, in field order: `evolve` keeps the order.)
         state = self.__dict__
         found = state.get("_hash")
         if found is None:
-            found = state["_hash"] = hash(tuple(getattr(self, name) for name in self.__dataclass_fields__))
+            found = state["_hash"] = hash(tuple(state.values()))
         return found
 
 
