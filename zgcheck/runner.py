@@ -39,7 +39,7 @@ def analyse_text(text: str, filename: str, settings: Settings,
     from zgcheck.ordering import analyse_region
     from zgcheck.parsing import parse
     from zgcheck.recognize import collect_facts
-    from zgcheck.rules import RULES, RuleContext
+    from zgcheck.rules import RULES, RULES_BY_CODE, RuleContext
 
     parsed = checked.problem or parse(filename, text, checked.sliced, checked.layout)
     if isinstance(parsed, FileProblem):
@@ -62,7 +62,9 @@ def analyse_text(text: str, filename: str, settings: Settings,
             continue
         for diag in rule.check(ctx):
             found.setdefault((diag.code, diag.location.row, diag.location.column), diag)
-    return _suppressed(list(found.values()), text, filename, enabled), []
+    kept = [d for d in found.values()
+            if not any((code, d.location.row, d.location.column) in found for code in RULES_BY_CODE[d.code].yields_to)]
+    return _suppressed(kept, text, filename, enabled), []
 
 
 def _suppressed(diagnostics: list[Diagnostic], text: str, filename: str, enabled: frozenset[str]) -> list[Diagnostic]:

@@ -26,6 +26,10 @@ class Rule:
     explanation: str
     check: Callable[["RuleContext"], Iterable[Diagnostic]] = field(repr=False, compare=False)
     fix_safety: str = ""
+    # Codes that, reported at the same place, already say what this rule would: this
+    # rule's finding there is left out (a zero between backward and a step every k
+    # micro-batches is ZG002 first).
+    yields_to: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:

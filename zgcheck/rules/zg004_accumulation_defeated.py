@@ -170,4 +170,5 @@ RULE = Rule(
     summary="zero_grad() runs every micro-batch while step() runs every k: accumulation is defeated",
     explanation=EXPLANATION,
     check=check,
+    yields_to=("ZG002",),
 )
