@@ -480,13 +480,22 @@ class Extractor:
         return Loop(loop_id, body, orelse, line, infinite=infinite, via=ctx.via if ctx.site is not None else "")
 
     def bind_param_loop(self, stmt: cst.For, ctx: Context) -> Context:
-        target = stmt.target
+        target, source = stmt.target, self.text(stmt.iter, ctx)
+        iterable = stmt.iter
+        if (isinstance(target, cst.Tuple) and isinstance(iterable, cst.Call) and callee_name(iterable) == "zip"
+                and isinstance(iterable.func, cst.Name) and len(iterable.args) == len(target.elements)):
+            # `for p, g in zip(model.parameters(), grads)`: each name walks its own argument.
+            pairs = [(e.value.value, self.text(a.value, ctx)) for e, a in zip(target.elements, iterable.args)
+                     if isinstance(e.value, cst.Name)]
+            picked = self.picks_parameters(stmt.body.body, ctx)
+            filtered = ctx.filtered_params | ({name for name, _ in pairs} if picked else set())
+            return replace(ctx, param_vars=ctx.param_vars + tuple(pairs), filtered_params=frozenset(filtered))
         if isinstance(target, cst.Tuple) and target.elements:
             target = target.elements[-1].value
         if not isinstance(target, cst.Name):
             return ctx
         filtered = ctx.filtered_params | ({target.value} if self.picks_parameters(stmt.body.body, ctx) else set())
-        return replace(ctx, param_vars=ctx.param_vars + ((target.value, self.text(stmt.iter, ctx)),),
+        return replace(ctx, param_vars=ctx.param_vars + ((target.value, source),),
                        filtered_params=frozenset(filtered))
 
     def grad_test_roots(self, test: cst.BaseExpression) -> list[str] | None:
@@ -934,24 +943,24 @@ class Extractor:
         self.modes[SYNC_CONDITION] = ITERATION
         return If(SYNC_CONDITION, Seq((make(inner),)), EMPTY, True, ITERATION)
 
-    def grad_clear(self, node: cst.CSTNode, base: str, ctx: Context) -> list[Node]:
+    def grad_clear(self, node: cst.CSTNode, base: str, ctx: Context, weak: bool = False) -> list[Node]:
         """`p.grad = None` / `p.grad.zero_()`: all parameters when p walks a parameter source."""
         source = dict(ctx.param_vars).get(base)
         if source is None and base in self.facts.sole_params:
-            return [self.event("zero", node, ctx, grad_base=base, opt=self.facts.canon(self.facts.sole_params[base]))]
+            return [self.event("zero", node, ctx, weak=weak, grad_base=base, opt=self.facts.canon(self.facts.sole_params[base]))]
         if source is None or base in ctx.filtered_params:
-            return [self.event("zero", node, ctx, grad_base=base)]
+            return [self.event("zero", node, ctx, weak=weak, grad_base=base)]
         groups = re.match(r"(.+)\.param_groups$", source)
         if groups is None:
             outer = re.match(r"(\w+)\[['\"]params['\"]\]$", source)
             outer_source = dict(ctx.param_vars).get(outer.group(1)) if outer else None
             groups = re.match(r"(.+)\.param_groups$", outer_source or "")
         if groups:
-            return [self.event("zero", node, ctx, grad_base=base, opt=self.facts.canon(groups.group(1)))]
+            return [self.event("zero", node, ctx, weak=weak, grad_base=base, opt=self.facts.canon(groups.group(1)))]
         owners = self.facts.param_owners(source)
         if owners:
-            return [self.event("zero", node, ctx, grad_base=base, models=tuple(sorted(owners)))]
-        return [self.event("zero", node, ctx, grad_base=base, unknown=True)]
+            return [self.event("zero", node, ctx, weak=weak, grad_base=base, models=tuple(sorted(owners)))]
+        return [self.event("zero", node, ctx, weak=weak, grad_base=base, unknown=True)]
 
     def assignment_events(self, small, ctx: Context) -> list[Node]:
         targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
@@ -975,7 +984,10 @@ class Extractor:
                 continue
             grad = re.match(r"(.+?)\.grad(\.data)?$", key)
             if grad and isinstance(small, (cst.Assign, cst.AnnAssign)) and not ".grad" in self.text(small.value, ctx):
-                items.extend(self.grad_clear(small, grad.group(1), ctx))
+                # `p.grad = grad_from_worker`: replaced by a gradient computed elsewhere. What
+                # was there is gone (no stale claim), but nothing was wiped (weak).
+                replaced = not _CLEARED_VALUE.fullmatch(self.text(small.value, ctx))
+                items.extend(self.grad_clear(small, grad.group(1), ctx, weak=replaced))
                 continue
             base = key[: -len(".data")] if key.endswith(".data") else key
             in_place = isinstance(small, cst.AugAssign) or key.endswith(".data")
@@ -1106,6 +1118,8 @@ def _emptiness(cond: str, filled: frozenset[str]) -> bool | None:
     return match.group(2) in (">0", ">=1", "!=0")
 
 
+# Values that clear a gradient when assigned to it (`p.grad = None`, zeros).
+_CLEARED_VALUE = re.compile(r"None|0(?:\.0*)?|(?:[\w.]+\.)?(?:zeros_like|zeros|new_zeros)\(.*\)")
 # Comments and docstrings (roughly: a word search must not read them).
 _WITHOUT_COMMENTS = re.compile(r'#[^\n]*|"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'')
 # A loss scaler object called with the loss and the optimizer (timm's NativeScaler).

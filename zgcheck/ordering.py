@@ -98,9 +98,15 @@ class Ordering:
 
 
 def zero_effect(event: Event, key: str, facts: ModuleFacts) -> str | None:
-    """How a zero event clears ``key``'s gradients: "full", "maybe" or not at all (None)."""
+    """How a zero event clears ``key``'s gradients: "full", "maybe" or not at all (None).
+    A weak zero (an optimizer rebuilt, a gradient replaced by another) is "maybe" at most."""
     if event.kind != "zero":
         return None
+    effect = _zero_effect(event, key, facts)
+    return "maybe" if effect == "full" and event.weak else effect
+
+
+def _zero_effect(event: Event, key: str, facts: ModuleFacts) -> str | None:
     if key.startswith(MANUAL_PREFIX):
         base = key[len(MANUAL_PREFIX):-1]
         if event.grad_base == base:
