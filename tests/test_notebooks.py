@@ -45,6 +45,7 @@ def test_notebook_expectations(path):
 def test_broken_cell_is_reported_alone():
     result = check_file(str(NB / "broken_cell.ipynb"), Settings())
     assert len(result.problems) == 1 and "cell 2: syntax error" in result.problems[0].message
+    assert result.problems[0].cell == 2  # JSON carries it like a finding's cell
     assert [d.code for d in result.diagnostics] == ["ZG001"]
 
 

@@ -76,6 +76,7 @@ class FileProblem:
     message: str
     row: int = 0
     column: int = 0
+    cell: int | None = None  # a notebook's cell (1-based) that ``row`` counts in
 
 
 @dataclass(frozen=True)

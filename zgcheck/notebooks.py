@@ -181,9 +181,10 @@ def _cell_problem(path: str, source: str, index: int) -> FileProblem | None:
     try:
         ast.parse(source)
     except SyntaxError as exc:
-        return FileProblem(path, "syntax", f"cell {index + 1}: syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1)
+        return FileProblem(path, "syntax", f"cell {index + 1}: syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1,
+                           cell=index + 1)
     except (ValueError, RecursionError):
-        return FileProblem(path, "syntax", f"cell {index + 1}: cannot parse")
+        return FileProblem(path, "syntax", f"cell {index + 1}: cannot parse", cell=index + 1)
     return None
 
 

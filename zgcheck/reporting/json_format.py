@@ -49,7 +49,7 @@ def _diagnostic(diag: Diagnostic) -> dict:
 def _problem(problem: FileProblem) -> dict:
     row, column = max(problem.row, 1), max(problem.column, 1)
     return {
-        "cell": None,
+        "cell": problem.cell,
         "code": None,
         "end_location": {"column": column, "row": row},
         "filename": os.path.abspath(problem.filename),
