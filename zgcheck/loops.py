@@ -772,11 +772,41 @@ class Extractor:
             loaded, cls, func = method
             if loaded is None:
                 return self.inline(func, call, ctx, skip_self=True, this=holder, cls=cls)
-            return self.inline_foreign(loaded, func, cls, call, ctx, skip_self=True)
+            stored = self.constructor_stores(holder, loaded, cls, ctx)
+            return self.inline_foreign(loaded, func, cls, call, ctx, skip_self=True, stored=stored)
         return None
 
+    def constructor_stores(self, holder: str, loaded: "LoadedModule", cls: str, ctx: Context) -> tuple[tuple[str, str], ...]:
+        """`trainer = Trainer(D, d_optimizer)` with `self.d_optimizer = d_optimizer` in the
+        other module's `Trainer.__init__`: inside its methods, `self.d_optimizer` is the
+        caller's `d_optimizer` (as renames)."""
+        call = self.facts.constructions.get(holder) or self.facts.constructions.get(self.facts.canon(holder))
+        init = loaded.facts.methods.get((cls, "__init__"))
+        if call is None or init is None or not isinstance(init.body, cst.IndentedBlock):
+            return ()
+        params = [p.name.value for p in init.params.params][1:]
+        passed: dict[str, str] = {}
+        for index, arg in enumerate(call.args):
+            if arg.star:
+                break
+            name = arg.keyword.value if arg.keyword else (params[index] if index < len(params) else None)
+            if name:
+                passed[name] = self.text(arg.value, ctx)
+        stores = []
+        for stmt in init.body.body:
+            if not isinstance(stmt, cst.SimpleStatementLine):
+                continue
+            for small in stmt.body:
+                if (isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.value, cst.Name)
+                        and small.value.value in passed):
+                    target = plain_code(small.targets[0].target)
+                    value = passed[small.value.value]
+                    if target and target.startswith("self.") and re.fullmatch(r"[\w.]+", value):
+                        stores.append((target, value))
+        return tuple(stores)
+
     def inline_foreign(self, loaded: "LoadedModule", func: cst.FunctionDef, cls: str | None, call: cst.Call,
-                       ctx: Context, skip_self: bool) -> list[Node]:
+                       ctx: Context, skip_self: bool, stored: tuple[tuple[str, str], ...] = ()) -> list[Node]:
         """Another module's helper, extracted in its own module with the caller's names."""
         from zgcheck.project import merged_facts
 
@@ -784,6 +814,8 @@ class Extractor:
             return []
         # (Functions handed in stay this module's: the other module's extractor cannot place them.)
         inner = replace(self.bind(func, call, ctx, skip_self, cls), scope=())
+        if stored:
+            inner = replace(inner, subst=inner.subst + stored)
         if ctx.site is None:
             inner = replace(inner, site=(self.parsed, call), via=func.name.value)
         other = Extractor(loaded.parsed, merged_facts(self.facts, loaded), events=self.events, modes=self.modes, shown=self.shown,
@@ -1353,7 +1385,8 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts, resolver: "Resolve
         # (open_clip's train_step). One that zeroes itself (ignite's process function) is a
         # per-batch body either way.
         zeroes = any(isinstance(n, Ev) and n.event.kind == "zero" for n in walk(body))
-        if not _runs_per_batch(func, body, resolver) or (func.name.value in returned and not zeroes):
+        handed = _handed_in(facts.methods.get((cls, "__init__"))) if cls else frozenset()
+        if not _runs_per_batch(func, body, resolver, handed, cls) or (func.name.value in returned and not zeroes):
             regions.append(_region(extractor, func.name.value, body))
             continue
         loop_id = extractor.new_id()
@@ -1367,7 +1400,22 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts, resolver: "Resolve
 STEP_FUNCTION_RE = re.compile(r"train|step|fit|update|epoch|iter|batch|optimi[sz]e|closure|learn", re.I)
 
 
-def _runs_per_batch(func: cst.FunctionDef, body: Seq, resolver: "Resolver | None" = None) -> bool:
+def _handed_in(init: "cst.FunctionDef | None") -> frozenset[str]:
+    """What a constructor keeps of its parameters: the parameters, and the attributes it
+    sets to them (`self.d_optimizer = d_optimizer`)."""
+    if init is None or not isinstance(init.body, cst.IndentedBlock):
+        return frozenset()
+    params = {p.name.value for p in init.params.params[1:]}
+    found = set(params)
+    for stmt in init.body.body:
+        for small in stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ():
+            if isinstance(small, cst.Assign) and isinstance(small.value, cst.Name) and small.value.value in params:
+                found.update(filter(None, (plain_code(t.target) for t in small.targets)))
+    return frozenset(found)
+
+
+def _runs_per_batch(func: cst.FunctionDef, body: Seq, resolver: "Resolver | None" = None,
+                    handed: frozenset[str] = frozenset(), cls: str | None = None) -> bool:
     """Is this function, never called in its module, a per-batch body (run again and again)?
 
     Tests (``test_*``) and dunder methods run once. A function handed its optimizer as a
@@ -1378,11 +1426,15 @@ def _runs_per_batch(func: cst.FunctionDef, body: Seq, resolver: "Resolver | None
     if name.startswith(("test", "_test")) or (name.startswith("__") and name.endswith("__")):
         return False
     params = {p.name.value for p in func.params.params}
-    stepped = {n.event.opt.split(".")[0].split("[")[0] for n in walk(body) if isinstance(n, Ev) and n.event.kind == "step" and n.event.opt}
-    if stepped & params:
+    keys = {n.event.opt for n in walk(body) if isinstance(n, Ev) and n.event.kind == "step" and n.event.opt}
+    stepped = {k.split(".")[0].split("[")[0] for k in keys}
+    # An optimizer its class's constructor was handed (`Trainer(D, d_optimizer)`) is the
+    # caller's, like a parameter: the caller may reset it.
+    owned_by_caller = bool(keys & handed) and cls is not None
+    if stepped & params or owned_by_caller:
         if not STEP_FUNCTION_RE.search(name):
             return False
-        if resolver is not None and resolver.depth == 0 and resolver.runs_elsewhere(name):
+        if resolver is not None and resolver.depth == 0 and resolver.runs_elsewhere(name, cls if owned_by_caller else None):
             return False
     return True
 

@@ -67,7 +67,7 @@ class Project:
     _bases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _found: dict[tuple[str, str, int], str | None] = field(default_factory=dict)
     _files: dict[str, list[str]] = field(default_factory=dict)
-    _callers: dict[tuple[str, str], tuple[str, str] | None] = field(default_factory=dict)
+    _callers: dict[tuple[str, str, str | None], tuple[str, str] | None] = field(default_factory=dict)
     _import_words: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     _listings: dict[str, str] = field(default_factory=dict)
     _index_digests: dict[str, str] = field(default_factory=dict)
@@ -126,17 +126,17 @@ class Project:
                 return found
         return None
 
-    def analysed_caller(self, path: str, name: str) -> tuple[str, str] | None:
+    def analysed_caller(self, path: str, name: str, imported: str | None = None) -> tuple[str, str] | None:
         """A module of the project that imports function ``name`` from ``path``, names it
         in its code, and is itself analysed (zgcheck's gates let it through, with the
         helpers it calls): the function runs where that module calls it. Returns (caller
         path, content hash), or None. Once per process and function."""
-        key = (os.path.abspath(path), name)
+        key = (os.path.abspath(path), name, imported)
         if key not in self._callers:
-            self._callers[key] = self._analysed_caller(key[0], name)
+            self._callers[key] = self._analysed_caller(key[0], name, imported or name)
         return self._callers[key]
 
-    def _analysed_caller(self, path: str, name: str) -> tuple[str, str] | None:
+    def _analysed_caller(self, path: str, name: str, imported: str) -> tuple[str, str] | None:
         from zgcheck.parsing import precheck
         from zgcheck.sources import decode, might_hold_training_code, read_bytes
 
@@ -152,7 +152,7 @@ class Project:
             if not isinstance(data, bytes) or len(data) > MAX_MODULE_BYTES or not word.search(data):
                 continue
             imports = b"\n".join(m.group(0).strip() for m in _IMPORT_STATEMENT.finditer(data) if module_word.search(m.group(0)))
-            if not imports or not self._imports(other, imports.decode("utf-8", "replace"), name, path):
+            if not imports or not self._imports(other, imports.decode("utf-8", "replace"), imported, path):
                 continue
             # The caller's own gates, as a check of it runs them: the byte prefilter, then
             # precheck (the lexical scan and the parse, its helpers counted).
@@ -497,11 +497,12 @@ class Resolver:
         self.used.setdefault(path, self.project.index_digest(path))
         return found
 
-    def runs_elsewhere(self, name: str) -> bool:
-        """Is this module's function ``name`` called by another module that is analysed
-        (its loop is checked with the function inlined)? The caller is recorded; when there
-        is none, the project's listing is (a caller written later must count)."""
-        found = self.project.analysed_caller(self.path, name)
+    def runs_elsewhere(self, name: str, cls: str | None = None) -> bool:
+        """Is this module's function ``name`` (a method of class ``cls``) called by another
+        module that is analysed (its loop is checked with the function inlined)? The caller
+        is recorded; when there is none, the project's listing is (a caller written later
+        must count)."""
+        found = self.project.analysed_caller(self.path, name, cls)
         if found is not None:
             self.used[found[0]] = found[1]
         else:

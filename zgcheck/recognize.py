@@ -162,6 +162,9 @@ class ModuleFacts:
     # name or None for a module); name -> the class it is an instance of; class -> bases.
     imports: dict[str, tuple[str, int, str | None]] = field(default_factory=dict)
     instances: dict[str, str] = field(default_factory=dict)
+    # The call that built each instance (`trainer = Trainer(D, d_optimizer)`): what its
+    # constructor stores (`self.d_optimizer = d_optimizer`) is the caller's argument.
+    constructions: dict[str, "cst.Call"] = field(default_factory=dict)
     bases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     passed: set[str] = field(default_factory=set)  # names handed to a call (Engine(update_fn))
     returned: set[str] = field(default_factory=set)  # names a function returns (`return train_step`)
@@ -371,6 +374,7 @@ class _FactCollector(cst.CSTVisitor):
         if isinstance(value, cst.Call) and isinstance(value.func, (cst.Name, cst.Attribute)) and len(names) == 1:
             if callee_name(value)[:1].isupper():  # `self.scaler = NativeScaler()`: an instance
                 facts.instances[names[0]] = self.text(value.func)
+                facts.constructions[names[0]] = value
         call = value
         while isinstance(call, cst.Call) and callee_name(call) in ("list", "tuple") and call.args:
             call = call.args[0].value
