@@ -406,6 +406,10 @@ class Extractor:
         zeroes outside any test of it (`if optimizer is not None: optimizer.zero_grad()`
         before an unconditional `optimizer.step()`), or a known optimizer of the module that
         is not a parameter here (`optimizer=None` may well be None)."""
+        if ctx is not None and re.fullmatch(r"\w+", cond):
+            cond = self.left_default(cond, ctx) or cond  # `def closure(zero_grad=True)` called `closure()`
+        if cond in ("True", "False"):  # `if zero_grad:` in a helper called with `zero_grad=False`
+            return cond == "True"
         match = re.fullmatch(r"(.+?)is(not)?None", cond)
         if match is None:
             return None
@@ -674,7 +678,7 @@ class Extractor:
             return [self.event("backward", call, ctx)]
         if name == "step":
             items = self.step_events(call, key, ctx)
-            if items and self.step_zeroes(key):
+            if items and self.step_zeroes(key, call):
                 # A wrapper optimizer whose step() clears the gradients itself (ColossalAI's
                 # GeminiOptimizer): the step is followed by a zero.
                 items.append(self.event("zero", call, ctx, opt=facts.canon(key), target=squash(self.parsed.code(recv))))
@@ -862,9 +866,21 @@ class Extractor:
         code = _WITHOUT_COMMENTS.sub("", found[0].body_text(found[1]))
         return not re.search(r"grad|super\(|closure\s*\(|\.step\(", code)
 
-    def step_zeroes(self, key: str) -> bool:
+    def left_default(self, name: str, ctx: Context) -> str | None:
+        """`None`, `True` or `False`: the default of a parameter of this function that the
+        call being analysed did not pass (`def _do_step(self, closure=None)` called
+        `_do_step()`); None for anything else."""
+        if ctx.func is None or name not in ctx.params or name in dict(ctx.subst) or not ctx.stack[1:]:
+            return None  # (a function analysed on its own is called from anywhere)
+        params = ctx.func.params
+        found = next((p for p in (*params.params, *params.kwonly_params) if p.name.value == name), None)
+        default = found.default if found is not None else None
+        return default.value if isinstance(default, cst.Name) and default.value in ("None", "True", "False") else None
+
+    def step_zeroes(self, key: str, call: cst.Call | None = None) -> bool:
         """Is ``key`` an instance of a class (of this module or the project) whose `step`
-        method calls `zero_grad`?"""
+        method calls `zero_grad`? Not when only under a flag parameter the ``call`` leaves
+        false (`def step(self, zero_grad=False): ... if zero_grad: self.zero_grad()`)."""
         cls_ref = self.facts.instances.get(key) or self.facts.instances.get(self.facts.canon(key))
         if not cls_ref:
             return False
@@ -879,7 +895,15 @@ class Extractor:
             if func is None:
                 return False
             code = self.parsed.code(func)
-        return "zero_grad(" in code
+        if "zero_grad(" not in code:
+            return False
+        for param in func.params.params[1:]:
+            flag = param.name.value
+            if "zero" in flag and re.search(rf"\bif\s+{re.escape(flag)}\s*:", code) and not re.search(rf"\bif\s+not\s+{re.escape(flag)}\b", code):
+                passed = next((a.value for a in (call.args if call is not None else ()) if a.keyword and a.keyword.value == flag), None)
+                value = passed if passed is not None else param.default
+                return isinstance(value, cst.Name) and value.value == "True"
+        return True
 
     def resolve_method(self, name: str, key: str) -> cst.FunctionDef | None:
         """`model.optimizer_step(epoch, i, opt)`: the method of that name when exactly one
@@ -907,6 +931,9 @@ class Extractor:
             return []
         opt = facts.canon(key)
         closure_arg = next((a.value for a in call.args if a.keyword is None or a.keyword.value == "closure"), None)
+        if isinstance(closure_arg, (cst.SimpleString, cst.ConcatenatedString, cst.Integer, cst.Float)) or (
+                isinstance(closure_arg, cst.Name) and (closure_arg.value == "None" or self.left_default(closure_arg.value, ctx) == "None")):
+            closure_arg = None  # `optimizer.step("predictor")` (a key), `step(closure=None)`
         if closure_arg is None:
             # `step(options={"closure": closure, ...})` (full-batch L-BFGS packages): the
             # step uses the gradients already there, then evaluates the closure in its line
