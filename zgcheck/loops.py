@@ -316,6 +316,8 @@ class Extractor:
     def if_node(self, stmt: cst.If, ctx: Context, rest: list | None = None, closed: bool | None = None) -> Node:
         if closed is None:
             closed = _closed_choice(stmt)
+        if stmt.orelse is None and rest is None and self.fills_missing_grad(stmt):
+            return EMPTY
         if stmt.orelse is None and self.guards_emptiness(stmt):
             # `if params[0].grad is not None: for p in params: p.grad.zero_()`: the test only
             # skips the reset when there is nothing to reset yet (the first iteration).
@@ -512,6 +514,19 @@ class Extractor:
                 return None
             roots.append(part.removeprefix("not").strip().split(".")[0])
         return roots
+
+    def fills_missing_grad(self, stmt: cst.If) -> bool:
+        """`if p.grad is None: p.grad = torch.zeros_like(p)`: a gradient is created where
+        there is none yet; nothing that was there is cleared (DomainBed's MLDG)."""
+        match = re.fullmatch(r"\(?\s*([\w.\[\]]+)\.grad\s+is\s+None\s*\)?", " ".join(self.parsed.code(stmt.test).split()))
+        if match is None or not isinstance(stmt.body, (cst.IndentedBlock, cst.SimpleStatementSuite)):
+            return False
+        lines = stmt.body.body if isinstance(stmt.body, cst.IndentedBlock) else (stmt.body,)
+        smalls = [small for line in lines for small in getattr(line, "body", (None,))]
+        return bool(smalls) and all(
+            isinstance(small, cst.Assign) and len(small.targets) == 1
+            and squash(self.parsed.code(small.targets[0].target)) in (f"{match.group(1)}.grad", f"{match.group(1)}.grad.data")
+            for small in smalls)
 
     def guards_emptiness(self, stmt: cst.If) -> bool:
         """Is the test of ``stmt`` only `... is not None` checks of gradients (`w.grad`,
