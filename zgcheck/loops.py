@@ -681,6 +681,12 @@ class Extractor:
         key = self.text(recv, ctx)
         if key == "self" and ctx.cls and (ctx.cls, name) in facts.methods:
             return self.inline(facts.methods[(ctx.cls, name)], call, ctx, skip_self=True)
+        if key == "self" and ctx.cls and self.resolver is not None and name not in HANDLED_METHODS:
+            # A method the class inherits from a base class of another module
+            # (`self.clip_and_step()` of rl_games' A2CBase): its body runs on this `self`.
+            inherited = self.resolver.method(ctx.cls, name)
+            if inherited is not None and inherited[0] is not None:
+                return self.inline_foreign(inherited[0], inherited[2], inherited[1], call, ctx, skip_self=True)
         if name in ZERO_METHODS or (says_it_resets(name) and facts.is_optimizer(key)):
             # A hand-written optimizer's own reset (`inner_optimizer.set_grads_none()`) too.
             if facts.is_optimizer(key):
