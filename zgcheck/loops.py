@@ -704,6 +704,19 @@ class Extractor:
                 # GeminiOptimizer): the step is followed by a zero.
                 items.append(self.event("zero", call, ctx, opt=facts.canon(key), target=squash(self.parsed.code(recv))))
             return items
+        if name in ("first_step", "second_step") and facts.is_optimizer(key) and not facts.is_engine(key):
+            # Sharpness-aware minimisation (davda54/sam): each phase uses the gradients,
+            # and resets them itself when asked (`zero_grad=True`).
+            opt, raw = facts.canon(key), squash(self.parsed.code(recv))
+            items = [self.synced(ctx, opt, lambda c: self.event("step", call, c, opt=opt, target=raw))]
+            flag = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "zero_grad"), None)
+            if flag is None:
+                flag = self.method_default(key, name, "zero_grad")
+            if isinstance(flag, cst.Name) and flag.value == "True":
+                items.append(self.event("zero", call, ctx, opt=opt, target=raw))
+            elif flag is not None and not isinstance(flag, cst.Name):
+                items.append(self.event("zero", call, ctx, opt=opt, target=raw, weak=True))
+            return items
         if name == "optimizer_step" and call.args and is_xla(key):
             target = self.text(call.args[0].value, ctx)
             raw = squash(self.parsed.code(call.args[0].value))
@@ -886,6 +899,21 @@ class Extractor:
             return False
         code = _WITHOUT_COMMENTS.sub("", found[0].body_text(found[1]))
         return not re.search(r"grad|super\(|closure\s*\(|\.step\(", code)
+
+    def method_default(self, key: str, method: str, param: str) -> "cst.BaseExpression | None":
+        """The default of ``param`` of the method ``method`` of the class ``key`` is an
+        instance of (this module's or the project's), if it can be seen."""
+        cls_ref = self.facts.instances.get(key) or self.facts.instances.get(self.facts.canon(key))
+        if not cls_ref:
+            return None
+        if self.resolver is not None:
+            found = self.resolver.method(cls_ref, method)
+            func = found[2] if found is not None else None
+        else:
+            func = self.facts.methods.get((cls_ref, method))
+        if func is None:
+            return None
+        return next((p.default for p in (*func.params.params, *func.params.kwonly_params) if p.name.value == param), None)
 
     def left_default(self, name: str, ctx: Context) -> str | None:
         """`None`, `True` or `False`: the default of a parameter of this function that the
