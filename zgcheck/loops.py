@@ -743,8 +743,8 @@ class Extractor:
         DeiT, MAE, ConvNeXt and Swin run backward, then the step when `update_grad` is true
         (always, without it)."""
         positional = [a for a in call.args if a.keyword is None and not a.star]
-        if not LOSS_SCALER.fullmatch(name) or len(positional) < 2 or name in self.facts.instances:
-            return None  # (an instance built here is its class's: resolved, or left alone)
+        if not LOSS_SCALER.fullmatch(name) or len(positional) < 2 or (name in self.facts.instances and name not in ctx.params):
+            return None  # (an instance built here is its class's: resolved, or left alone; a parameter is the caller's)
         key = self.text(positional[1].value, ctx)
         if not self.facts.is_optimizer(key):
             return None
