@@ -5,7 +5,7 @@ The public surface is small: :func:`check_source`, :func:`check_paths`, the
 """
 from __future__ import annotations
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = ["__version__", "check_source", "check_paths", "Diagnostic", "FileResult", "RULES", "Settings"]
 
