@@ -143,6 +143,8 @@ class FixPlanner:
         Every step gets one: a reset after only some of them leaves the others stepping on
         what the previous step consumed."""
         steps = [steps] if isinstance(steps, Event) else steps
+        if any(s.opt and s.opt.startswith(f"{s.target}[") for s in steps):
+            return None  # a part of a multi-optimizer: its zero_grad() would clear the others
         edits, anchors = [], set()
         for step in steps:
             anchor = self.statement_of(step)

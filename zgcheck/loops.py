@@ -980,6 +980,10 @@ class Extractor:
             return []
         opt = facts.canon(key)
         closure_arg = next((a.value for a in call.args if a.keyword is None or a.keyword.value == "closure"), None)
+        if isinstance(closure_arg, (cst.SimpleString, cst.Integer)):
+            # `optimizer.step("predictor")`: one part of a multi-optimizer (StyleTTS2), keyed
+            # as such; `optimizer.zero_grad()` clears every part.
+            opt = f"{opt}[{squash(self.parsed.code(closure_arg))}]"
         if isinstance(closure_arg, (cst.SimpleString, cst.ConcatenatedString, cst.Integer, cst.Float)) or (
                 isinstance(closure_arg, cst.Name) and (closure_arg.value == "None" or self.left_default(closure_arg.value, ctx) == "None")):
             closure_arg = None  # `optimizer.step("predictor")` (a key), `step(closure=None)`

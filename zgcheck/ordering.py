@@ -115,7 +115,7 @@ def _zero_effect(event: Event, key: str, facts: ModuleFacts) -> str | None:
             return "maybe"  # one of the tensors a caller listed (`sgd([w, b])`, `w.grad.zero_()`)
         return "maybe" if (event.models or event.opt or event.unknown) else None
     if event.opt is not None:
-        if event.opt == key:
+        if event.opt == key or key.startswith(event.opt + "["):  # (every part of a multi-optimizer)
             return "maybe" if event.weak else "full"
         return "maybe" if facts.is_uncertain(key) or facts.is_uncertain(event.opt) else None
     if event.unknown:
