@@ -31,7 +31,7 @@ def analyse_text(text: str, filename: str, settings: Settings,
         used.update(checked.consulted)  # the decision read helpers of other modules
     if not checked.has_events:
         # No step and no .grad: no rule can fire, so LibCST is never imported. Only
-        # unused `# noqa` directives (ZG100) can still be reported.
+        # unused noqa directives (ZG100) can still be reported.
         if "noqa" not in text.lower():
             return [], []
         return _suppressed([], text, filename, frozenset(settings.select) - settings.ignored_in(filename)), []
