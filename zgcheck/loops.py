@@ -707,15 +707,15 @@ class Extractor:
         if name in ("first_step", "second_step") and facts.is_optimizer(key) and not facts.is_engine(key):
             # Sharpness-aware minimisation (davda54/sam): each phase uses the gradients,
             # and resets them itself when asked (`zero_grad=True`).
+            # A class that cannot be seen may reset in either phase: a weak zero.
             opt, raw = facts.canon(key), squash(self.parsed.code(recv))
             items = [self.synced(ctx, opt, lambda c: self.event("step", call, c, opt=opt, target=raw))]
             flag = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "zero_grad"), None)
-            if flag is None:
-                flag = self.method_default(key, name, "zero_grad")
-            if isinstance(flag, cst.Name) and flag.value == "True":
-                items.append(self.event("zero", call, ctx, opt=opt, target=raw))
-            elif flag is not None and not isinstance(flag, cst.Name):
-                items.append(self.event("zero", call, ctx, opt=opt, target=raw, weak=True))
+            zeroes = self.method_zeroes(key, call, name) if flag is None or isinstance(flag, cst.Name) else None
+            if flag is not None and isinstance(flag, cst.Name) and flag.value in ("True", "False"):
+                zeroes = flag.value == "True" if zeroes is None else zeroes
+            if zeroes is not False:
+                items.append(self.event("zero", call, ctx, opt=opt, target=raw, weak=zeroes is None))
             return items
         if name == "optimizer_step" and call.args and is_xla(key):
             target = self.text(call.args[0].value, ctx)
@@ -900,21 +900,6 @@ class Extractor:
         code = _WITHOUT_COMMENTS.sub("", found[0].body_text(found[1]))
         return not re.search(r"grad|super\(|closure\s*\(|\.step\(", code)
 
-    def method_default(self, key: str, method: str, param: str) -> "cst.BaseExpression | None":
-        """The default of ``param`` of the method ``method`` of the class ``key`` is an
-        instance of (this module's or the project's), if it can be seen."""
-        cls_ref = self.facts.instances.get(key) or self.facts.instances.get(self.facts.canon(key))
-        if not cls_ref:
-            return None
-        if self.resolver is not None:
-            found = self.resolver.method(cls_ref, method)
-            func = found[2] if found is not None else None
-        else:
-            func = self.facts.methods.get((cls_ref, method))
-        if func is None:
-            return None
-        return next((p.default for p in (*func.params.params, *func.params.kwonly_params) if p.name.value == param), None)
-
     def left_default(self, name: str, ctx: Context) -> str | None:
         """`None`, `True` or `False`: the default of a parameter of this function that the
         call being analysed did not pass (`def _do_step(self, closure=None)` called
@@ -926,23 +911,28 @@ class Extractor:
         default = found.default if found is not None else None
         return default.value if isinstance(default, cst.Name) and default.value in ("None", "True", "False") else None
 
-    def step_zeroes(self, key: str, call: cst.Call | None = None) -> bool:
+    def step_zeroes(self, key: str, call: cst.Call | None = None, method: str = "step") -> bool:
         """Is ``key`` an instance of a class (of this module or the project) whose `step`
-        method calls `zero_grad`? Not when only under a flag parameter the ``call`` leaves
-        false (`def step(self, zero_grad=False): ... if zero_grad: self.zero_grad()`)."""
+        method (or ``method``) calls `zero_grad`? Not when only under a flag parameter the
+        ``call`` leaves false (`def step(self, zero_grad=False): ... if zero_grad:
+        self.zero_grad()`)."""
+        return self.method_zeroes(key, call, method) is True
+
+    def method_zeroes(self, key: str, call: cst.Call | None, method: str) -> bool | None:
+        """:meth:`step_zeroes`, None when the class or its method cannot be seen."""
         cls_ref = self.facts.instances.get(key) or self.facts.instances.get(self.facts.canon(key))
         if not cls_ref:
-            return False
+            return None
         if self.resolver is not None:
-            found = self.resolver.method(cls_ref, "step")
+            found = self.resolver.method(cls_ref, method)
             if found is None:
-                return False
+                return None
             loaded, _, func = found
             code = (loaded.parsed if loaded is not None else self.parsed).code(func)
         else:
-            func = self.facts.methods.get((cls_ref, "step"))
+            func = self.facts.methods.get((cls_ref, method))
             if func is None:
-                return False
+                return None
             code = self.parsed.code(func)
         if "zero_grad(" not in code:
             return False
