@@ -247,12 +247,7 @@ class Project:
             return None
         key = f"{path}\0{info.st_mtime_ns}\0{info.st_size}"
         if key not in self.indexes:
-            self.indexes[key] = _index(path)
-            from zgcheck.cache import content_hash
-            from zgcheck.sources import read_bytes
-
-            data = read_bytes(path)
-            self._index_digests[path] = content_hash(data) if isinstance(data, bytes) else ""
+            self.indexes[key] = _index(path, self._index_digests)
         return self.indexes[key]
 
     def index_digest(self, path: str) -> str:
@@ -341,7 +336,8 @@ class ModuleIndex:
 DIRECT_EVENT = re.compile(r"backward\(|\.step\(|zero_grad|clear_grad|\.grad\b|optimizer_step|(zero|reset|clear)\w*grad", re.I)
 
 
-def _index(path: str) -> ModuleIndex | None:
+def _index(path: str, digests: dict[str, str]) -> ModuleIndex | None:
+    """The module's `ast` index; ``digests`` receives the hash of the bytes read."""
     import ast
     import warnings
 
@@ -349,6 +345,7 @@ def _index(path: str) -> ModuleIndex | None:
     from zgcheck.sources import decode, read_bytes
 
     data = read_bytes(path)
+    digests[path] = content_hash(data) if isinstance(data, bytes) else ""
     if isinstance(data, FileProblem) or len(data) > MAX_MODULE_BYTES:
         return None
     source = decode(path, data)
