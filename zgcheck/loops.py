@@ -803,7 +803,7 @@ class Extractor:
                 return None  # a custom optimizer's own step() is torch's business
             targets = [(key, name), (f"{key}.{name}", "__call__")]
         for holder, method_name in targets:
-            cls_ref = facts.instances.get(holder) or facts.instances.get(facts.canon(holder))
+            cls_ref = facts.instance_of(holder)
             method = resolver.method(cls_ref, method_name) if cls_ref else None
             if method is None:
                 continue
@@ -866,7 +866,7 @@ class Extractor:
         LBFGS call it once; a class of this module or the project is read (its `step`);
         another library's class is taken to re-evaluate only when its name says it
         searches (LBFGS, BFGS, line search, Newton). Unknown class: no."""
-        cls_ref = self.facts.instances.get(key) or self.facts.instances.get(self.facts.canon(key))
+        cls_ref = self.facts.instance_of(key)
         if not cls_ref:
             return False
         name = last_name(cls_ref)
@@ -893,7 +893,7 @@ class Extractor:
         """Is ``key`` an instance of a class of the project whose `step` never reads a
         gradient (a proximal operator applied to the weights, DeepRobust's PGD)? Its step
         consumes nothing, so a zero before it wipes nothing it needs."""
-        cls_ref = self.facts.instances.get(key) or self.facts.instances.get(self.facts.canon(key))
+        cls_ref = self.facts.instance_of(key)
         found = self.own_step(cls_ref) if cls_ref else None
         if found is None:
             return False
@@ -920,7 +920,7 @@ class Extractor:
 
     def method_zeroes(self, key: str, call: cst.Call | None, method: str) -> bool | None:
         """:meth:`step_zeroes`, None when the class or its method cannot be seen."""
-        cls_ref = self.facts.instances.get(key) or self.facts.instances.get(self.facts.canon(key))
+        cls_ref = self.facts.instance_of(key)
         if not cls_ref:
             return None
         if self.resolver is not None:
@@ -956,7 +956,7 @@ class Extractor:
         found = facts.methods_named(name)
         if len(found) != 1 or not self.relevant(found[0]):
             return None
-        instance = facts.instances.get(key) or facts.instances.get(facts.canon(key))
+        instance = facts.instance_of(key)
         if instance is not None and last_name(instance) != self.class_of(found[0]):
             return None  # an instance of another class (`self.meter = AverageMeter()`)
         return found[0]

@@ -192,6 +192,10 @@ class ModuleFacts:
             or (bool(FACTORY_RE.match(callee)) and not SCHEDULER_END.search(callee))
         )
 
+    def instance_of(self, key: str) -> str | None:
+        """The class (as written) of the instance ``key`` names or aliases, if built here."""
+        return self.instances.get(key) or self.instances.get(self.canon(key))
+
     def canon(self, key: str) -> str:
         """Union-find root of ``key`` over simple assignments (``opt = self.optimizer``).
         The optimizer a wrapper holds is the wrapper (``self.policy_optimizer._optimizer``
