@@ -878,15 +878,18 @@ class Extractor:
         return _calls_closure_once(found[1], found[0].code(found[1]))
 
     def own_step(self, cls_ref: str) -> "tuple[ParsedModule, cst.FunctionDef] | None":
-        """The `step` method of a class of this module or the project (its module, node)."""
-        if last_name(cls_ref) in OPTIMIZER_CLASSES:
-            return None
+        """The `step` method of a class of this module or the project (not torch's)."""
+        return None if last_name(cls_ref) in OPTIMIZER_CLASSES else self.class_method(cls_ref, "step")
+
+    def class_method(self, cls_ref: str, method: str) -> "tuple[ParsedModule, cst.FunctionDef] | None":
+        """Method ``method`` of the class ``cls_ref`` names, in this module or the project
+        (the module that holds it, and its node)."""
         if self.resolver is not None:
-            method = self.resolver.method(cls_ref, "step")
-            if method is not None:
-                return (method[0].parsed if method[0] is not None else self.parsed, method[2])
-        elif (cls_ref, "step") in self.facts.methods:
-            return self.parsed, self.facts.methods[(cls_ref, "step")]
+            found = self.resolver.method(cls_ref, method)
+            if found is not None:
+                return (found[0].parsed if found[0] is not None else self.parsed, found[2])
+        elif (cls_ref, method) in self.facts.methods:
+            return self.parsed, self.facts.methods[(cls_ref, method)]
         return None
 
     def gradient_free_step(self, key: str) -> bool:
@@ -921,19 +924,11 @@ class Extractor:
     def method_zeroes(self, key: str, call: cst.Call | None, method: str) -> bool | None:
         """:meth:`step_zeroes`, None when the class or its method cannot be seen."""
         cls_ref = self.facts.instance_of(key)
-        if not cls_ref:
+        found = self.class_method(cls_ref, method) if cls_ref else None
+        if found is None:
             return None
-        if self.resolver is not None:
-            found = self.resolver.method(cls_ref, method)
-            if found is None:
-                return None
-            loaded, _, func = found
-            code = (loaded.parsed if loaded is not None else self.parsed).code(func)
-        else:
-            func = self.facts.methods.get((cls_ref, method))
-            if func is None:
-                return None
-            code = self.parsed.code(func)
+        parsed, func = found
+        code = parsed.code(func)
         if "zero_grad(" not in code:
             return False
         for param in func.params.params[1:]:
