@@ -831,16 +831,10 @@ class Extractor:
             if name:
                 passed[name] = self.text(arg.value, ctx)
         stores = []
-        for stmt in init.body.body:
-            if not isinstance(stmt, cst.SimpleStatementLine):
-                continue
-            for small in stmt.body:
-                if (isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.value, cst.Name)
-                        and small.value.value in passed):
-                    target = plain_code(small.targets[0].target)
-                    value = passed[small.value.value]
-                    if target and target.startswith("self.") and re.fullmatch(r"[\w.]+", value):
-                        stores.append((target, value))
+        for targets, param in _stored_parameters(init):
+            value = passed.get(param)
+            if value is not None and len(targets) == 1 and targets[0].startswith("self.") and re.fullmatch(r"[\w.]+", value):
+                stores.append((targets[0], value))
         return tuple(stores)
 
     def inline_foreign(self, loaded: "LoadedModule", func: cst.FunctionDef, cls: str | None, call: cst.Call,
@@ -1465,17 +1459,28 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts, resolver: "Resolve
 STEP_FUNCTION_RE = re.compile(r"train|step|fit|update|epoch|iter|batch|optimi[sz]e|closure|learn", re.I)
 
 
+def _stored_parameters(init: cst.FunctionDef) -> list[tuple[tuple[str, ...], str]]:
+    """The plain assignments of a constructor's parameters in its body (`self.d_optimizer
+    = d_optimizer`): the targets (dotted names) and the parameter, in order."""
+    if not isinstance(init.body, cst.IndentedBlock):
+        return []
+    params = {p.name.value for p in init.params.params[1:]}
+    found = []
+    for stmt in init.body.body:
+        for small in stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ():
+            if isinstance(small, cst.Assign) and isinstance(small.value, cst.Name) and small.value.value in params:
+                found.append((tuple(filter(None, (plain_code(t.target) for t in small.targets))), small.value.value))
+    return found
+
+
 def _handed_in(init: "cst.FunctionDef | None") -> frozenset[str]:
     """What a constructor keeps of its parameters: the parameters, and the attributes it
     sets to them (`self.d_optimizer = d_optimizer`)."""
     if init is None or not isinstance(init.body, cst.IndentedBlock):
         return frozenset()
-    params = {p.name.value for p in init.params.params[1:]}
-    found = set(params)
-    for stmt in init.body.body:
-        for small in stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ():
-            if isinstance(small, cst.Assign) and isinstance(small.value, cst.Name) and small.value.value in params:
-                found.update(filter(None, (plain_code(t.target) for t in small.targets)))
+    found = {p.name.value for p in init.params.params[1:]}
+    for targets, _ in _stored_parameters(init):
+        found.update(targets)
     return frozenset(found)
 
 
