@@ -1432,9 +1432,10 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts, resolver: "Resolve
             )
             ctx = Context(cls=cls, stack=(id(func),), call_variant=params | extractor.assigned(func),
                           params=param_names(func), func=func)
-            bodies.append((func, extractor.block(func.body.body, ctx)))
+            bodies.append((func, cls, extractor.block(func.body.body, ctx)))
     closures = {id(e.closure_node) for e in extractor.events.values() if e.closure_node is not None}
-    for func, body in bodies:
+    kept_by_class: dict[str, frozenset[str]] = {}  # what each class's constructor keeps of its parameters
+    for func, cls, body in bodies:
         # A function handed to another call (an engine's process function) runs once per
         # batch even when the module also calls it directly once.
         handed = func.name.value in facts.passed and id(func) not in closures
@@ -1443,9 +1444,12 @@ def extract_regions(parsed: ParsedModule, facts: ModuleFacts, resolver: "Resolve
         # A function a factory returns is called where we cannot see: its caller may zero
         # (open_clip's train_step). One that zeroes itself (ignite's process function) is a
         # per-batch body either way.
-        zeroes = any(isinstance(n, Ev) and n.event.kind == "zero" for n in walk(body))
-        handed = _handed_in(facts.methods.get((cls, "__init__"))) if cls else frozenset()
-        if not _runs_per_batch(func, body, resolver, handed, cls) or (func.name.value in returned and not zeroes):
+        caller_may_zero = func.name.value in returned and not any(
+            isinstance(n, Ev) and n.event.kind == "zero" for n in walk(body))
+        if cls is not None and cls not in kept_by_class:
+            kept_by_class[cls] = _handed_in(facts.methods.get((cls, "__init__")))
+        kept = kept_by_class.get(cls, frozenset()) if cls is not None else frozenset()
+        if not _runs_per_batch(func, body, resolver, kept, cls) or caller_may_zero:
             regions.append(_region(extractor, func.name.value, body))
             continue
         loop_id = extractor.new_id()
