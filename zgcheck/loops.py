@@ -521,7 +521,7 @@ class Extractor:
         match = re.fullmatch(r"\(?\s*([\w.\[\]]+)\.grad\s+is\s+None\s*\)?", " ".join(self.parsed.code(stmt.test).split()))
         if match is None or not isinstance(stmt.body, (cst.IndentedBlock, cst.SimpleStatementSuite)):
             return False
-        lines = stmt.body.body if isinstance(stmt.body, cst.IndentedBlock) else (stmt.body,)
+        lines = _statements(stmt.body)
         smalls = [small for line in lines for small in getattr(line, "body", (None,))]
         return bool(smalls) and all(
             isinstance(small, cst.Assign) and len(small.targets) == 1
@@ -1312,7 +1312,7 @@ def _loop_variable(target: cst.BaseExpression, iter_text: str) -> tuple[str | No
 
 def _only_continue(suite: cst.BaseSuite) -> bool:
     """Is the suite just `continue`?"""
-    lines = suite.body if isinstance(suite, cst.IndentedBlock) else (suite,)
+    lines = _statements(suite)
     return (len(lines) == 1 and isinstance(lines[0], (cst.SimpleStatementLine, cst.SimpleStatementSuite))
             and len(lines[0].body) == 1 and isinstance(lines[0].body[0], cst.Continue))
 
