@@ -711,9 +711,9 @@ class Extractor:
             opt, raw = facts.canon(key), squash(self.parsed.code(recv))
             items = [self.synced(ctx, opt, lambda c: self.event("step", call, c, opt=opt, target=raw))]
             flag = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "zero_grad"), None)
-            zeroes = self.method_zeroes(key, call, name) if flag is None or isinstance(flag, cst.Name) else None
-            if flag is not None and isinstance(flag, cst.Name) and flag.value in ("True", "False"):
-                zeroes = flag.value == "True" if zeroes is None else zeroes
+            zeroes = None if flag is not None and not isinstance(flag, cst.Name) else self.method_zeroes(key, call, name)
+            if zeroes is None and isinstance(flag, cst.Name) and flag.value in ("True", "False"):
+                zeroes = flag.value == "True"  # the class cannot be seen: the literal decides
             if zeroes is not False:
                 items.append(self.event("zero", call, ctx, opt=opt, target=raw, weak=zeroes is None))
             return items
