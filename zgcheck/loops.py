@@ -19,6 +19,7 @@ from zgcheck.cstwalk import is_docstring, plain_code, walk as walk_cst
 from zgcheck.conditions import ITERATION, MODE_ORDER, assigned_names, classify, is_accumulation_condition
 from zgcheck.events import EMPTY, Ev, Event, If, Inline, Jump, Loop, Node, Region, Seq, Try, walk
 from zgcheck.parsing import ParsedModule
+from zgcheck.sources import LOSS_SCALER
 from zgcheck.recognize import (
     NOT_OPTIMIZER_TOKENS, OPTIMIZER_CLASSES, ZERO_METHODS, ModuleFacts, callee_name, is_xla, last_name, listed_names,
     named_like, named_like_optimizer, receiver, says_it_resets, squash,
@@ -743,7 +744,7 @@ class Extractor:
         DeiT, MAE, ConvNeXt and Swin run backward, then the step when `update_grad` is true
         (always, without it)."""
         positional = [a for a in call.args if a.keyword is None and not a.star]
-        if not LOSS_SCALER.fullmatch(name) or len(positional) < 2 or (name in self.facts.instances and name not in ctx.params):
+        if not name.endswith(LOSS_SCALER) or len(positional) < 2 or (name in self.facts.instances and name not in ctx.params):
             return None  # (an instance built here is its class's: resolved, or left alone; a parameter is the caller's)
         key = self.text(positional[1].value, ctx)
         if not self.facts.is_optimizer(key):
@@ -1213,8 +1214,6 @@ def _emptiness(cond: str, filled: frozenset[str]) -> bool | None:
 _CLEARED_VALUE = re.compile(r"None|0(?:\.0*)?|(?:[\w.]+\.)?(?:zeros_like|zeros|new_zeros)\(.*\)")
 # Comments and docstrings (roughly: a word search must not read them).
 _WITHOUT_COMMENTS = re.compile(r'#[^\n]*|"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'')
-# A loss scaler object called with the loss and the optimizer (timm's NativeScaler).
-LOSS_SCALER = re.compile(r"\w*loss_scaler")
 # An optimizer class of another library whose name says it evaluates the closure several
 # times per step (a line search, a quasi-Newton method).
 _SEARCHES = re.compile(r"BFGS|LineSearch|Newton|Wolfe|Armijo|Backtrack|ConjugateGradient|^CG$", re.I)

@@ -24,6 +24,8 @@ import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping
 
+from zgcheck.sources import LOSS_SCALER
+
 INPLACE_UPDATES = frozenset({"add_", "sub_", "copy_", "addcdiv_", "addcmul_", "mul_", "lerp_"})
 GRAD_CLEARS = frozenset({"zero_", "fill_"})
 ZERO_METHODS = frozenset({"zero_grad", "clear_grad", "clear_gradients"})
@@ -34,7 +36,7 @@ OTHER_FRAMEWORKS = re.compile(r"\b(?:mxnet|tensorflow|jax|flax|paddle|mindspore|
 # Lines where an event may be: `.backward` / `.step` / `.grad` (spaces and line
 # continuations allowed after the dot) or a name holding zero_grad / clear_grad.
 _GAP = r"[ \t\f\\\n]*"
-_HIT = re.compile(rf"\.{_GAP}(?:(?:manual_)?backward|(?:optimizer_)?step|grad)\b|zero_grad|clear_grad|loss_scaler[ \t]*\(")
+_HIT = re.compile(rf"\.{_GAP}(?:(?:manual_)?backward|(?:optimizer_)?step|grad)\b|zero_grad|clear_grad|{LOSS_SCALER}[ \t]*\(")
 _NAMES_EVENTS = re.compile(r"backward|step", re.I)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:[ \t]*\.[ \t]*[A-Za-z_][A-Za-z0-9_]*)*")
@@ -125,7 +127,7 @@ def _expression_kinds(node: ast.AST, kinds: set, receivers: set) -> None:
                     receivers.update(filter(None, map(_key, (func.value, *cur.args))))
                 elif attr in INPLACE_UPDATES and any(_mentions_grad(a) for a in (*cur.args, *(k.value for k in cur.keywords))):
                     kinds.add("manual")
-            elif type(func) is ast.Name and func.id.endswith("loss_scaler") and len(cur.args) >= 2:
+            elif type(func) is ast.Name and func.id.endswith(LOSS_SCALER) and len(cur.args) >= 2:
                 kinds.update(("backward", "step"))  # a timm-style loss scaler object
                 receivers.update(filter(None, [_key(cur.args[1])]))
             elif type(func) is ast.Name and "zero_grad" in func.id:

@@ -55,13 +55,17 @@ def source_lines(text: str, keepends: bool = False) -> list[str]:
 # never seen. Each literal's pattern is an unrolled loop (no backtracking per character);
 # an unterminated literal does not match and its quote is passed over, so the code after
 # it stays in view. String prefixes need no care: the quote starts the match.
+# A loss scaler object called with the loss and the optimizer (`loss_scaler(loss, opt)`,
+# timm's NativeScaler) runs backward and step: names that end so (the lexical scan, the
+# prefilter and the extraction read them alike).
+LOSS_SCALER = "loss_scaler"
 _CODE_WORDS = re.compile(
     r'"""[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*"""'
     r"|'''[^'\\]*(?:(?:\\.|'(?!''))[^'\\]*)*'''"
     r'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"'
     r"|'[^'\\\n]*(?:\\.[^'\\\n]*)*'"
     r"|#[^\r\n]*"
-    r"|(\.grad|zero_grad|backward|step|loss_scaler)",
+    rf"|(\.grad|zero_grad|backward|step|{LOSS_SCALER})",
     re.S,
 )
 
@@ -88,7 +92,7 @@ def code_might_hold_training_code(text: str) -> bool:
             return True
         if word == ".grad":
             continue
-        if word == "loss_scaler":
+        if word == LOSS_SCALER:
             # `loss_scaler(loss, optimizer)`: a loss scaler object runs backward and step.
             if _CALL_AFTER.match(text, match.end()):
                 return True
