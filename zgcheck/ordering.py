@@ -145,8 +145,7 @@ class Interpreter:
         self.stale: set = set()
         self.carried_wipes: set = set()
         self.work = 0
-        self._steps: dict[int, bool] = {}
-        self._backwards: dict[int, bool] = {}
+        self._kinds_in: dict[tuple[int, str], bool] = {}  # (branch, event kind) -> held
         # Only conditions tested by two or more `if`s need remembering along a path.
         # A mode switch is remembered even when one `if` tests it: the loop tests it again.
         seen: dict[str, int] = {}
@@ -260,17 +259,21 @@ class Interpreter:
         return {evolve(t, wiped=None, wiped_carried=False) if t.wiped_carried else t for t in tokens}
 
     def backward_in(self, node: Node) -> bool:
-        cached = self._backwards.get(id(node))
-        if cached is None:
-            cached = self._backwards[id(node)] = any(isinstance(n, Ev) and n.event.kind == "backward" for n in walk(node))
-        return cached
+        """Does this branch run a backward?"""
+        return self._contains(node, "backward", None)
 
     def steps_in(self, node: Node) -> bool:
-        """Does this branch step our optimizer? (cached: branches are walked once)"""
-        cached = self._steps.get(id(node))
+        """Does this branch step our optimizer?"""
+        return self._contains(node, "step", self.key)
+
+    def _contains(self, node: Node, kind: str, opt: str | None) -> bool:
+        """Does ``node`` hold an event of ``kind`` (of optimizer ``opt``, if given)? Cached:
+        branches are walked once."""
+        key = (id(node), kind)
+        cached = self._kinds_in.get(key)
         if cached is None:
-            cached = any(isinstance(n, Ev) and n.event.kind == "step" and n.event.opt == self.key for n in walk(node))
-            self._steps[id(node)] = cached
+            cached = self._kinds_in[key] = any(
+                isinstance(n, Ev) and n.event.kind == kind and (opt is None or n.event.opt == opt) for n in walk(node))
         return cached
 
     def run_loop(self, node: Loop, tokens: set) -> Flow:
